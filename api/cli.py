@@ -1,0 +1,288 @@
+"""The ``trustledger`` command: a thin shell over library functions.
+
+Every failure is a message on stderr and a non-zero exit code, never a traceback. ``verify`` exit
+codes name the failed step (see ``VERIFY_EXIT``), so scripts can tell a tampered document from a
+forged checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
+from ledger.core.receipt import Receipt, verify_receipt
+from ledger.errors import ConfigurationError, InvalidReceipt, InvalidRequest, LedgerError
+from ledger.keys import api_key_hash, new_api_key
+from ledger.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ERROR = 3
+VERIFY_EXIT = {
+    "parse": 10,
+    "document": 11,
+    "leaf": 12,
+    "seal": 13,
+    "inclusion": 14,
+    "checkpoint": 15,
+    "key": 16,
+    "signature": 17,
+}
+ROLES = ("notarizer", "auditor", "admin")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create key files and the database schema."""
+    from ledger.service import init_deployment
+
+    settings = _settings(args)
+    result = init_deployment(settings)
+    print(f"log key:    {settings.log_key_path} ({'created' if result.created_key else 'kept'})")
+    print(f"database:   {result.database_url}")
+    print(f"public key: {result.public_key.hex()}")
+    print(f"key id:     {result.public_key.key_id()}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API service (uvicorn) with the sequencer and checkpoint scheduler inside."""
+    import os
+
+    import uvicorn
+
+    from ledger.service import init_deployment
+
+    settings = _settings(args)
+    if args.init:
+        init_deployment(settings)
+    os.environ["TRUSTLEDGER_DATA_DIR"] = str(settings.data_dir)
+    if settings.database_url:
+        os.environ["TRUSTLEDGER_DATABASE_URL"] = settings.database_url
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=False,
+    )
+    return EXIT_OK
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    """Register a calling system and print its API key (shown once, stored hashed)."""
+    from ledger.log import now_us
+    from ledger.service import open_ledger
+
+    ledger = open_ledger(_settings(args))
+    key = new_api_key()
+    try:
+        ledger.store.add_client(args.name, args.role, api_key_hash(key), now_us())
+    except Exception as e:  # noqa: BLE001 - IntegrityError from a duplicate name, reported plainly
+        raise ConfigurationError(f"cannot add {args.name!r}: it probably exists already ({type(e).__name__})") from e
+    print(key)
+    return EXIT_OK
+
+
+def cmd_seal_key_add(args: argparse.Namespace) -> int:
+    """Register an SM2 public key a calling system seals its records with."""
+    from ledger.log import now_us
+    from ledger.service import open_ledger
+
+    text = args.public_key
+    key = Sm2PublicKey.from_pem(Path(text).read_text()) if Path(text).is_file() else Sm2PublicKey.from_hex(text)
+    ledger = open_ledger(_settings(args))
+    ledger.store.add_seal_key(key.key_id(), args.system, key.hex(), now_us())
+    print(key.key_id())
+    return EXIT_OK
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    """Sequence everything pending and issue a checkpoint now."""
+    from ledger.service import open_ledger
+
+    ledger = open_ledger(_settings(args))
+    ledger.sequence_all()
+    issued = ledger.issue_checkpoint()
+    if issued is None:
+        print("nothing to checkpoint (empty log, or another process holds the lock)", file=sys.stderr)
+        return EXIT_FAILED
+    print(issued.note, end="")
+    return EXIT_OK
+
+
+def cmd_receipt(args: argparse.Namespace) -> int:
+    """Write a record's receipt (from the local database)."""
+    from ledger.service import open_ledger
+
+    receipt = open_ledger(_settings(args)).receipt(args.record_id)
+    text = receipt.to_json()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
+def cmd_public_key(args: argparse.Namespace) -> int:
+    """Print the log's public key (PEM)."""
+    from ledger.keys import load_log_key
+
+    print(load_log_key(_settings(args).log_key_path).public_key().to_pem(), end="")
+    return EXIT_OK
+
+
+def _load_key(text: str) -> Sm2PublicKey:
+    path = Path(text)
+    if path.is_file():
+        content = path.read_text().strip()
+        if content.startswith("-----BEGIN"):
+            return Sm2PublicKey.from_pem(content)
+        if content.startswith("{"):
+            return Sm2PublicKey.from_hex(json.loads(content)["public_key"])
+        return Sm2PublicKey.from_hex(content)
+    return Sm2PublicKey.from_hex(text)
+
+
+def hash_file(path: Path, alg: HashAlgorithm) -> bytes:
+    """Hash a file in 1 MiB chunks (never reads it whole)."""
+    hasher = new_hash(alg)
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.digest()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Verify a receipt offline; the exit code names the failed step."""
+    try:
+        receipt = Receipt.from_json(Path(args.receipt).read_bytes())
+    except OSError as e:
+        print(f"cannot read receipt: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except InvalidReceipt as e:
+        print(f"FAILED at step parse: {e.message}", file=sys.stderr)
+        return VERIFY_EXIT["parse"]
+    document_hash = None
+    if args.file:
+        try:
+            document_hash = hash_file(Path(args.file), receipt.record.content_hash.alg)
+        except OSError as e:
+            print(f"cannot read document: {e}", file=sys.stderr)
+            return EXIT_ERROR
+    trusted = _load_key(args.key) if args.key else None
+    try:
+        result = verify_receipt(receipt, document_hash=document_hash, trusted_key=trusted)
+    except InvalidReceipt as e:
+        print(f"FAILED at step {e.step}: {e.message}", file=sys.stderr)
+        return VERIFY_EXIT.get(e.step, EXIT_FAILED)
+    print(f"OK record {result.record_id}")
+    print(f"  log index {result.index} in tree of size {result.tree_size}, root {result.root_hash.hex()}")
+    print(f"  checkpoint signed {result.checkpoint_time} by {receipt.log.origin} ({receipt.log.key_id})")
+    print(f"  checks passed: {', '.join(result.steps)}")
+    if result.sealed_by:
+        print(f"  sealed by key {result.sealed_by}")
+    if not result.document_checked:
+        print("  note: no --file given; the document itself was not compared")
+    if not result.key_pinned:
+        print("  warning: --key not given; the log key inside the receipt was trusted. Pin the published key.")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Re-derive the whole tree and check every stored node and checkpoint."""
+    from ledger.audit import audit_log
+    from ledger.service import open_ledger
+
+    ledger = open_ledger(_settings(args))
+    report = audit_log(ledger, _load_key(args.key) if args.key else None)
+    for finding in report.findings:
+        where = f" (log index {finding.log_index})" if finding.log_index is not None else ""
+        print(f"FINDING {finding.where}{where}: {finding.problem}")
+    print(
+        f"{'OK' if report.ok else 'FAILED'}: {report.leaves_checked} leaves, {report.tiles_checked} tiles, "
+        f"{report.checkpoints_checked} checkpoints checked; tree size {report.tree_size}; "
+        f"{len(report.findings)} findings"
+    )
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser."""
+    parser = argparse.ArgumentParser(prog="trustledger", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        p.add_argument("--data-dir", help="key files and SQLite database (default: var, or TRUSTLEDGER_DATA_DIR)")
+        p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+        return p
+
+    command("init", cmd_init, "create the log key, the subject secret and the database schema")
+    serve = command("serve", cmd_serve, "run the audit API with the sequencer and checkpoint jobs")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--init", action="store_true", help="run init first (idempotent)")
+    keys = command("add-client", cmd_keys_create, "register a calling system and print its API key")
+    keys.add_argument("name")
+    keys.add_argument("--role", choices=ROLES, required=True)
+    seal = command("add-seal-key", cmd_seal_key_add, "register a calling system's SM2 seal public key")
+    seal.add_argument("system")
+    seal.add_argument("public_key", help="hex x||y (or 04||x||y), or a PEM file")
+    command("checkpoint", cmd_checkpoint, "sequence pending records and issue a checkpoint now")
+    receipt = command("receipt", cmd_receipt, "write a record's receipt from the local database")
+    receipt.add_argument("record_id")
+    receipt.add_argument("-o", "--output")
+    command("public-key", cmd_public_key, "print the log's public key (PEM)")
+    verify = sub.add_parser("verify", help="verify a receipt offline", description=cmd_verify.__doc__)
+    verify.set_defaults(handler=cmd_verify)
+    verify.add_argument("receipt", help="receipt JSON file")
+    verify.add_argument("--file", help="the document; its hash must equal the record's content hash")
+    verify.add_argument("--key", help="the published log key you trust: PEM or hex file, or hex")
+    audit = command("audit", cmd_audit, "re-derive the tree and check every stored node and checkpoint")
+    audit.add_argument("--key", help="the published log key (default: the local key file)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``trustledger`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        code: int = args.handler(args)
+    except (InvalidRequest, InvalidReceipt) as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except LedgerError as e:
+        print(f"error: {e.diagnostics()}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as e:  # settings validation
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""FastAPI dependencies: settings, the ledger, and the authenticated calling system."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ledger.errors import Forbidden, Unauthorized
+from ledger.keys import api_key_hash
+from ledger.log import Ledger
+from ledger.sequencer import Sequencer
+from ledger.settings import Settings
+
+_CLIENT_CACHE_S = 10.0
+
+
+class Role(StrEnum):
+    """What a calling system may do."""
+
+    NOTARIZER = "notarizer"  # submit records
+    AUDITOR = "auditor"  # read proofs, trigger checkpoints
+    ADMIN = "admin"  # everything
+
+
+@dataclass(frozen=True)
+class Client:
+    """An authenticated calling system."""
+
+    name: str
+    role: Role
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_ledger(request: Request) -> Ledger:
+    """The app's ledger."""
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def get_sequencer(request: Request) -> Sequencer | None:
+    """The in-process sequencer, if this process runs one."""
+    sequencer: Sequencer | None = request.app.state.sequencer
+    return sequencer
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+SequencerDep = Annotated[Sequencer | None, Depends(get_sequencer)]
+
+
+def get_client(
+    request: Request,
+    ledger: LedgerDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Client:
+    """The calling system named by ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    key = x_api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise Unauthorized("use 'Authorization: Bearer <api key>'", reason="bad-authorization")
+        key = value.strip()
+    if not key:
+        raise Unauthorized("this operation needs an API key", reason="missing-api-key")
+    digest = api_key_hash(key)
+    cache: dict[bytes, tuple[float, Client | None]] = request.app.state.client_cache
+    hit = cache.get(digest)
+    now = time.monotonic()
+    if hit is None or now - hit[0] > _CLIENT_CACHE_S:
+        found = ledger.store.client_by_key_hash(digest)
+        hit = (now, Client(found[0], Role(found[1])) if found else None)
+        cache[digest] = hit
+    if hit[1] is None:
+        raise Unauthorized("unknown or disabled API key", reason="invalid-api-key")
+    return hit[1]
+
+
+ClientDep = Annotated[Client, Depends(get_client)]
+
+
+def require(*roles: Role) -> object:
+    """A dependency admitting only callers with one of ``roles`` (admin always passes)."""
+
+    def check(client: ClientDep) -> Client:
+        if client.role is not Role.ADMIN and client.role not in roles:
+            raise Forbidden(f"{client.name} ({client.role.value}) may not do this", reason="role-required")
+        return client
+
+    return Depends(check)

@@ -1,0 +1,80 @@
+"""RFC 9457 problem details: the one place where domain errors become HTTP responses.
+
+Domain code raises :class:`~ledger.errors.LedgerError` subclasses and never ``HTTPException``;
+this module maps each to a status and a ``problem+json`` body with a stable ``reason``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger import errors
+
+_logger = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+_STATUS: list[tuple[type[errors.LedgerError], int]] = [
+    (errors.PayloadTooLarge, 413),
+    (errors.InvalidRequest, 400),
+    (errors.VerificationError, 400),
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.NotYetAvailable, 409),
+    (errors.LogOverloaded, 503),
+    (errors.StorageError, 503),
+    (errors.ConfigurationError, 500),
+]
+
+
+def problem(status: int, title: str, detail: str, reason: str, **extra: Any) -> JSONResponse:
+    """A problem+json response."""
+    body = {"type": f"urn:trustledger:problem:{reason}", "title": title, "status": status, "detail": detail}
+    body["reason"] = reason
+    body.update(extra)
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def status_of(error: errors.LedgerError) -> int:
+    """The HTTP status for a domain error."""
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Register the exception handlers that turn errors into problem+json."""
+
+    @app.exception_handler(errors.LedgerError)
+    async def ledger_error(_request: Request, error: errors.LedgerError) -> JSONResponse:
+        status = status_of(error)
+        extra: dict[str, Any] = {}
+        if isinstance(error, errors.LogOverloaded | errors.NotYetAvailable):
+            extra["retry_after"] = error.retry_after
+        if status >= 500:
+            _logger.error("request failed", extra={"error": error.diagnostics()})
+        return problem(status, type(error).__name__, error.message, error.reason, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        issues = [
+            {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in error.errors()[:20]
+        ]
+        first = issues[0] if issues else {"location": "body", "message": "invalid"}
+        detail = f"{first['location']}: {first['message']}"
+        return problem(422, "Invalid request", detail, "validation-error", errors=issues)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        reason = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        return problem(error.status_code, "HTTP error", str(error.detail), reason)

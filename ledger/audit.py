@@ -1,0 +1,161 @@
+"""Full audit of a stored log: re-derive the tree from every leaf and check everything stored.
+
+Catches any direct edit of the database: a leaf, a stored leaf hash, a tile (stored tree node), the
+log state, a checkpoint's text, signature or columns, and a fork between consecutive checkpoints.
+Each finding names the log index (or tile, or checkpoint) it touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ledger.core.checkpoint import SignedCheckpoint
+from ledger.core.crypto import Sm2PublicKey
+from ledger.core.leaf import decode_leaf
+from ledger.core.merkle import CompactRange, TreeHasher, verify_consistency
+from ledger.core.tiles import TILE_HEIGHT, TileId, TileWriter
+from ledger.errors import InvalidProof, InvalidRequest, InvalidSignature, LedgerError
+from ledger.log import Ledger
+from ledger.store import StoredCheckpoint
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One inconsistency: where it is and what is wrong."""
+
+    where: str
+    problem: str
+    log_index: int | None = None
+
+
+@dataclass
+class AuditReport:
+    """The result of :func:`audit_log`."""
+
+    tree_size: int = 0
+    leaves_checked: int = 0
+    tiles_checked: int = 0
+    checkpoints_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found."""
+        return not self.findings
+
+
+def audit_log(ledger: Ledger, public_key: Sm2PublicKey | None = None) -> AuditReport:
+    """Audit the whole log behind ``ledger`` against the log key (default: the ledger's own)."""
+    key = public_key or ledger.public_key
+    store, hasher = ledger.store, ledger.hasher
+    report = AuditReport()
+    state = store.state()
+    report.tree_size = int(state.size)
+    checkpoints = store.checkpoints()
+    wanted_sizes = {c.tree_size for c in checkpoints}
+    roots: dict[int, bytes] = {0: hasher.empty_root()}
+    frontier = CompactRange(hasher)
+    rebuilt = TileWriter(hasher, 0, {})
+    expected = 0
+    for index, record_id, leaf, stored_hash in store.iter_sequenced():
+        if index != expected:
+            report.findings.append(Finding("record", f"log indices {expected}..{index - 1} are missing", expected))
+            break
+        expected += 1
+        where = f"record {record_id} at index {index}"
+        try:
+            data = decode_leaf(leaf)
+            if data.seal is not None and data.seal.public_key.key_id() != data.seal.key_id:
+                raise InvalidRequest("seal key id mismatch")
+        except InvalidRequest as e:
+            report.findings.append(Finding(where, f"leaf does not decode: {e.message}", index))
+        leaf_hash = hasher.leaf_hash(leaf)
+        if leaf_hash != stored_hash:
+            report.findings.append(Finding(where, "stored leaf hash differs from the hash of the leaf", index))
+        frontier.append(leaf_hash)
+        rebuilt.append([leaf_hash])
+        if frontier.size in wanted_sizes:
+            roots[frontier.size] = frontier.root()
+    report.leaves_checked = expected
+    if expected != report.tree_size:
+        report.findings.append(
+            Finding("log state", f"log state says size {report.tree_size}, {expected} leaves are sequenced")
+        )
+    if frontier.root() != bytes(state.root_hash):
+        report.findings.append(Finding("log state", "stored root hash differs from the root of the leaves"))
+    _check_tiles(store.iter_tiles(), rebuilt, report)
+    _check_checkpoints(ledger, hasher, key, checkpoints, roots, report)
+    return report
+
+
+def _check_tiles(stored_tiles: Iterable[tuple[TileId, bytes]], rebuilt: TileWriter, report: AuditReport) -> None:
+    derived = rebuilt.dirty_tiles()
+    seen: set[TileId] = set()
+    for tile_id, blob in stored_tiles:
+        seen.add(tile_id)
+        report.tiles_checked += 1
+        mine = derived.get(tile_id)
+        if mine is None:
+            report.findings.append(Finding(f"tile {tile_id.level}/{tile_id.index}", "tile beyond the tree"))
+            continue
+        theirs = [blob[i : i + 32] for i in range(0, len(blob), 32)]
+        if len(theirs) != len(mine):
+            report.findings.append(
+                Finding(f"tile {tile_id.level}/{tile_id.index}", f"width {len(theirs)}, expected {len(mine)}")
+            )
+        for offset, (a, b) in enumerate(zip(theirs, mine, strict=False)):
+            if a != b:
+                node = tile_id.index * 256 + offset
+                span = 1 << (TILE_HEIGHT * tile_id.level)
+                report.findings.append(
+                    Finding(
+                        f"tile {tile_id.level}/{tile_id.index}",
+                        f"node {node} at height {TILE_HEIGHT * tile_id.level} "
+                        f"(leaves {node * span}..{(node + 1) * span - 1}) differs from the leaves",
+                        node * span,
+                    )
+                )
+    for tile_id in derived.keys() - seen:
+        report.findings.append(Finding(f"tile {tile_id.level}/{tile_id.index}", "tile is missing"))
+
+
+def _check_checkpoints(
+    ledger: Ledger,
+    hasher: TreeHasher,
+    key: Sm2PublicKey,
+    checkpoints: list[StoredCheckpoint],
+    roots: dict[int, bytes],
+    report: AuditReport,
+) -> None:
+    previous: tuple[int, bytes] | None = None
+    for stored in checkpoints:
+        where = f"checkpoint #{stored.seq} (size {stored.tree_size})"
+        report.checkpoints_checked += 1
+        try:
+            signed = SignedCheckpoint.from_text(stored.note)
+            signed.verify(key)
+        except (InvalidRequest, InvalidSignature) as e:
+            report.findings.append(Finding(where, f"signed note is invalid: {e.message}"))
+            continue
+        cp = signed.checkpoint
+        if (cp.size, cp.root_hash) != (stored.tree_size, bytes(stored.root_hash)):
+            report.findings.append(Finding(where, "stored columns differ from the signed note"))
+        if cp.origin != ledger.origin or cp.hash_alg != ledger.hash_alg:
+            report.findings.append(Finding(where, "checkpoint names another origin or hash algorithm"))
+        derived = roots.get(cp.size)
+        if derived is None:
+            report.findings.append(Finding(where, "checkpoint is beyond the sequenced leaves"))
+        elif derived != cp.root_hash:
+            report.findings.append(
+                Finding(where, "signed root differs from the root of the stored leaves at that size", cp.size - 1)
+            )
+        if previous is not None and cp.size <= report.tree_size:
+            try:
+                proof = ledger.consistency_proof(previous[0], cp.size)
+                verify_consistency(hasher, previous[0], cp.size, previous[1], cp.root_hash, proof)
+            except (InvalidProof, LedgerError, LookupError, ValueError) as e:
+                report.findings.append(
+                    Finding(where, f"not consistent with the checkpoint at size {previous[0]}: {e}")
+                )
+        previous = (cp.size, cp.root_hash)

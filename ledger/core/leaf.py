@@ -1,0 +1,245 @@
+"""The canonical leaf encoding: the exact bytes that are hashed into the Merkle log.
+
+Format ``trustledger leaf v1`` (documented in ``docs/formats.md``)::
+
+    leaf    = 0x01 field{10}
+    field   = u32be(length) bytes
+
+with the ten fields, in this order and always present (empty when absent):
+
+ 1. record kind, ASCII (``certificate``, ``approval``, ...)
+ 2. content-hash algorithm, ASCII (``sm3`` or ``sha256``)
+ 3. content hash, raw bytes (32)
+ 4. metadata, RFC 8785 canonical JSON of a JSON object, UTF-8
+ 5. submitting system, UTF-8
+ 6. received-at time, u64be microseconds since 1970-01-01T00:00:00Z
+ 7. subject reference, raw bytes (32, an HMAC-SM3 keyed hash) or empty
+ 8. seal signer public key, raw SM2 point x||y (64) or empty
+ 9. seal signature, DER SM2 signature or empty
+10. reserved, empty in v1
+
+Length prefixes make the encoding injective without escaping; decoding is strict (exact field count,
+no trailing bytes), so one record has exactly one leaf. The seal (an electronic seal of the calling
+system, GB/T 38540 in spirit) is an SM2 signature over :func:`seal_message`, which covers what the
+caller controls — kind, content hash and metadata — but not the server's time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import rfc8785
+
+from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, sm2_verify
+from ledger.errors import InvalidRequest, InvalidSignature
+
+LEAF_VERSION = 1
+SEAL_DOMAIN = b"trustledger/seal/v1\x00"
+MAX_METADATA_BYTES = 8192
+_FIELDS = 10
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_HASH_SIZE = 32
+
+
+class RecordKind(StrEnum):
+    """What a record is; the kind is part of the leaf."""
+
+    CERTIFICATE = "certificate"
+    APPROVAL = "approval"
+    EVIDENCE = "evidence"
+    CREDIT_EVENT = "credit_event"
+    CREDIT_CHANGE = "credit_change"
+    GENERIC = "generic"
+
+
+@dataclass(frozen=True)
+class Seal:
+    """An SM2 electronic seal by the submitting system over :func:`seal_message`."""
+
+    public_key: Sm2PublicKey
+    signature: bytes
+
+    @property
+    def key_id(self) -> str:
+        """The signer key's fingerprint."""
+        return self.public_key.key_id()
+
+
+@dataclass(frozen=True)
+class LeafData:
+    """Everything a leaf commits to, as plain data."""
+
+    kind: RecordKind
+    hash_alg: HashAlgorithm
+    content_hash: bytes
+    metadata_json: bytes
+    submitter: str
+    received_at_us: int
+    subject_ref: bytes | None = None
+    seal: Seal | None = field(default=None)
+
+    @property
+    def received_at(self) -> datetime:
+        """The received-at time as an aware UTC datetime."""
+        return microseconds_to_datetime(self.received_at_us)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata object (decoded from its canonical JSON)."""
+        value: dict[str, Any] = json.loads(self.metadata_json)
+        return value
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON. Refuses values JCS cannot represent (NaN, huge ints)."""
+    if isinstance(value, Mapping) and not value:
+        return b"{}"
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
+        raise InvalidRequest(f"value cannot be canonicalised as RFC 8785 JSON: {e}") from e
+
+
+def canonical_metadata(metadata: Mapping[str, Any] | None) -> bytes:
+    """Canonical metadata bytes; metadata must be a JSON object of bounded size."""
+    if metadata is None:
+        return b"{}"
+    if not isinstance(metadata, Mapping):
+        raise InvalidRequest("metadata must be a JSON object", reason="invalid-metadata")
+    _reject_non_finite(metadata)
+    encoded = canonical_json(dict(metadata))
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata is {len(encoded)} bytes canonical; the limit is {MAX_METADATA_BYTES}",
+            reason="invalid-metadata",
+        )
+    return encoded
+
+
+def _reject_non_finite(value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidRequest("metadata contains a non-finite number", reason="invalid-metadata")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _reject_non_finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_non_finite(item)
+
+
+def seal_message(kind: RecordKind, hash_alg: HashAlgorithm, content_hash: bytes, metadata_json: bytes) -> bytes:
+    """The bytes a calling system signs with its SM2 key to seal a record."""
+    parts = (kind.value.encode(), hash_alg.value.encode(), content_hash, metadata_json)
+    return SEAL_DOMAIN + b"".join(_U32.pack(len(p)) + p for p in parts)
+
+
+def verify_seal(data: LeafData) -> None:
+    """Raise :class:`InvalidSignature` unless the leaf's seal is a valid SM2 signature."""
+    if data.seal is None:
+        return
+    message = seal_message(data.kind, data.hash_alg, data.content_hash, data.metadata_json)
+    if not sm2_verify(data.seal.public_key, message, data.seal.signature):
+        raise InvalidSignature(
+            f"the seal signature does not verify for key {data.seal.key_id}", reason="invalid-seal"
+        )
+
+
+def encode_leaf(data: LeafData) -> bytes:
+    """Encode ``data`` as leaf bytes (format v1, see the module docstring)."""
+    if len(data.content_hash) != _HASH_SIZE:
+        raise InvalidRequest("content hash must be 32 bytes", reason="invalid-hash")
+    if data.subject_ref is not None and len(data.subject_ref) != _HASH_SIZE:
+        raise InvalidRequest("subject reference must be 32 bytes", reason="invalid-subject-ref")
+    if not 0 <= data.received_at_us < 2**63:
+        raise InvalidRequest("received-at time out of range")
+    seal_key = data.seal.public_key.raw if data.seal else b""
+    seal_sig = data.seal.signature if data.seal else b""
+    fields = (
+        data.kind.value.encode(),
+        data.hash_alg.value.encode(),
+        data.content_hash,
+        data.metadata_json,
+        data.submitter.encode(),
+        _U64.pack(data.received_at_us),
+        data.subject_ref or b"",
+        seal_key,
+        seal_sig,
+        b"",
+    )
+    return bytes([LEAF_VERSION]) + b"".join(_U32.pack(len(f)) + f for f in fields)
+
+
+def decode_leaf(leaf: bytes) -> LeafData:
+    """Strictly decode leaf bytes; raise :class:`InvalidRequest` for anything not produced by encode."""
+    if not leaf or leaf[0] != LEAF_VERSION:
+        raise InvalidRequest("unknown leaf version", reason="invalid-leaf")
+    fields: list[bytes] = []
+    pos = 1
+    while pos < len(leaf):
+        if pos + 4 > len(leaf):
+            raise InvalidRequest("truncated leaf field length", reason="invalid-leaf")
+        (length,) = _U32.unpack_from(leaf, pos)
+        pos += 4
+        if pos + length > len(leaf):
+            raise InvalidRequest("truncated leaf field", reason="invalid-leaf")
+        fields.append(leaf[pos : pos + length])
+        pos += length
+    if len(fields) != _FIELDS:
+        raise InvalidRequest(f"leaf has {len(fields)} fields, expected {_FIELDS}", reason="invalid-leaf")
+    kind, alg, content_hash, metadata, submitter, received, subject, seal_key, seal_sig, reserved = fields
+    if len(received) != 8 or reserved:
+        raise InvalidRequest("malformed leaf time or reserved field", reason="invalid-leaf")
+    if bool(seal_key) != bool(seal_sig):
+        raise InvalidRequest("leaf seal is half present", reason="invalid-leaf")
+    try:
+        data = LeafData(
+            kind=RecordKind(kind.decode()),
+            hash_alg=HashAlgorithm(alg.decode()),
+            content_hash=content_hash,
+            metadata_json=metadata,
+            submitter=submitter.decode(),
+            received_at_us=_U64.unpack(received)[0],
+            subject_ref=subject or None,
+            seal=Seal(Sm2PublicKey(seal_key), seal_sig) if seal_key else None,
+        )
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"malformed leaf: {e}", reason="invalid-leaf") from e
+    if encode_leaf(data) != leaf:
+        raise InvalidRequest("leaf is not in canonical form", reason="invalid-leaf")
+    return data
+
+
+def microseconds_to_datetime(us: int) -> datetime:
+    """Microseconds since the Unix epoch to an aware UTC datetime (exact)."""
+    seconds, micros = divmod(us, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+
+
+def datetime_to_microseconds(moment: datetime) -> int:
+    """An aware datetime to microseconds since the Unix epoch (exact, no float rounding)."""
+    if moment.tzinfo is None:
+        raise InvalidRequest("times must carry a time zone")
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def format_time(us: int) -> str:
+    """RFC 3339 UTC text with exactly six fractional digits, e.g. ``2026-11-21T05:35:00.000000Z``."""
+    return microseconds_to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> int:
+    """Inverse of :func:`format_time` (accepts any RFC 3339 offset); microseconds since the epoch."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidRequest(f"not an RFC 3339 time: {text!r}") from e
+    return datetime_to_microseconds(moment)

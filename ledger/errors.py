@@ -1,0 +1,124 @@
+"""The ledger's error hierarchy.
+
+Every failure the ledger reports is a :class:`LedgerError`. Library exceptions (SQLAlchemy,
+gmssl, web3) are converted into these at the boundary with ``raise ... from e``; the API maps
+them to RFC 9457 problem documents in one place (``api.problems``), the CLI to exit codes.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Root of all ledger errors. ``reason`` is a stable machine-readable code."""
+
+    reason: str = "ledger-error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+    @property
+    def message(self) -> str:
+        """The human-readable message."""
+        return str(self.args[0]) if self.args else self.reason
+
+    def diagnostics(self) -> str:
+        """A short multi-line explanation for operators and CLI users."""
+        return f"{type(self).__name__} [{self.reason}]: {self.message}"
+
+
+class InvalidRequest(LedgerError):
+    """The caller's input is malformed or not acceptable (HTTP 400)."""
+
+    reason = "invalid-request"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """A body, upload or batch is larger than the configured limit (HTTP 413)."""
+
+    reason = "payload-too-large"
+
+
+class Unauthorized(LedgerError):
+    """No API key, or an unknown one (HTTP 401)."""
+
+    reason = "unauthorized"
+
+
+class Forbidden(LedgerError):
+    """A known caller without the role the operation needs (HTTP 403)."""
+
+    reason = "forbidden"
+
+
+class NotFound(LedgerError):
+    """The named record, checkpoint or key does not exist (HTTP 404)."""
+
+    reason = "not-found"
+
+
+class Conflict(LedgerError):
+    """The request conflicts with stored state, e.g. a reused idempotency key (HTTP 409)."""
+
+    reason = "conflict"
+
+
+class NotYetAvailable(LedgerError):
+    """The thing exists but is not ready yet, e.g. a receipt before its checkpoint (HTTP 409)."""
+
+    reason = "not-yet-available"
+
+    def __init__(self, message: str, *, reason: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class LogOverloaded(LedgerError):
+    """Back-pressure: too many records wait for sequencing (HTTP 503 with Retry-After)."""
+
+    reason = "log-overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageError(LedgerError):
+    """The database failed or is unreachable (HTTP 503)."""
+
+    reason = "storage-error"
+
+
+class ConfigurationError(LedgerError):
+    """Settings, key files or the database schema are missing or invalid."""
+
+    reason = "configuration-error"
+
+
+class VerificationError(LedgerError):
+    """Base of everything that makes a proof, signature or receipt not verify."""
+
+    reason = "verification-failed"
+
+
+class InvalidProof(VerificationError):
+    """A Merkle inclusion or consistency proof does not verify (a bad proof, not a bad request)."""
+
+    reason = "invalid-proof"
+
+
+class InvalidSignature(VerificationError):
+    """An SM2 signature (checkpoint or seal) does not verify."""
+
+    reason = "invalid-signature"
+
+
+class InvalidReceipt(VerificationError):
+    """A receipt is malformed, or one of its checks failed; ``step`` names the check."""
+
+    reason = "invalid-receipt"
+
+    def __init__(self, message: str, *, step: str, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.step = step

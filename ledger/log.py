@@ -1,0 +1,443 @@
+"""The transparency log service: intake, sequencing, checkpoints, receipts and proofs.
+
+Trillian's model: writers insert records in one transaction and return at once with an id; one
+sequencer (per database) assigns log indices and integrates batches into the tile-stored tree;
+checkpoints are signed per batch of records on a schedule or on demand, never per record.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+
+from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, hmac_sm3
+from ledger.core.hashing import tree_hasher
+from ledger.core.leaf import (
+    LeafData,
+    RecordKind,
+    Seal,
+    canonical_metadata,
+    decode_leaf,
+    encode_leaf,
+    verify_seal,
+)
+from ledger.core.merkle import consistency_proof, inclusion_proof, root_hash
+from ledger.core.receipt import Receipt, ReceiptInclusion, ReceiptLog, receipt_record
+from ledger.core.tiles import TILE_WIDTH, TileId, TileNodeReader
+from ledger.errors import (
+    Conflict,
+    InvalidRequest,
+    InvalidSignature,
+    LogOverloaded,
+    NotFound,
+    NotYetAvailable,
+    StorageError,
+)
+from ledger.store import LogStore, SequencedBatch, StoredCheckpoint
+
+_logger = logging.getLogger(__name__)
+_FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 MiB at most
+
+
+def now_us() -> int:
+    """The wall clock in microseconds since the Unix epoch."""
+    return time.time_ns() // 1000
+
+
+class RecordStatus(StrEnum):
+    """Where a record is in its life."""
+
+    PENDING = "pending"  # accepted, waiting for the sequencer
+    SEQUENCED = "sequenced"  # has a log index, no checkpoint covers it yet
+    CHECKPOINTED = "checkpointed"  # a signed checkpoint covers it: a receipt is available
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One record as a calling system submits it (already parsed and typed)."""
+
+    kind: RecordKind
+    content_hash: bytes
+    hash_alg: HashAlgorithm = HashAlgorithm.SM3
+    metadata: Mapping[str, Any] | None = None
+    subject_ref: bytes | None = None
+    idempotency_key: str | None = None
+    seal_key_id: str | None = None
+    seal_signature: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to one accepted submission."""
+
+    id: str
+    received_at_us: int
+    leaf_hash: bytes
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """A record's status."""
+
+    id: str
+    status: RecordStatus
+    log_index: int | None
+    received_at_us: int
+    leaf: LeafData
+
+
+class Ledger:
+    """One log: the public functions everything else (API, credit engine, CLI) goes through."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        origin: str,
+        hash_alg: HashAlgorithm,
+        signing_key: Sm2PrivateKey,
+        subject_secret: bytes,
+        max_pending: int = 2_000_000,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.store = store
+        self.origin = origin
+        self.hash_alg = hash_alg
+        self.hasher = tree_hasher(hash_alg)
+        self._signing_key = signing_key
+        self.public_key: Sm2PublicKey = signing_key.public_key()
+        self._subject_secret = subject_secret
+        self.max_pending = max_pending
+        self.clock = clock
+        self._tile_cache: OrderedDict[TileId, list[bytes]] = OrderedDict()
+        self._tile_lock = threading.Lock()
+        self._pending_estimate = 0
+        self._pending_checked_at = 0.0
+        self._seal_keys: dict[str, tuple[float, dict[str, str]]] = {}
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the tables and the log row, or check that the database holds this log."""
+        self.store.create_schema(
+            origin=self.origin, hash_alg=self.hash_alg.value, empty_root=self.hasher.empty_root()
+        )
+
+    def subject_ref(self, identifier: str) -> bytes:
+        """The keyed hash (HMAC-SM3) that stands for a subject in leaves; the raw ID never does."""
+        normalised = identifier.strip().upper()
+        if not normalised:
+            raise InvalidRequest("empty subject identifier", reason="invalid-subject")
+        return hmac_sm3(self._subject_secret, b"trustledger/subject/v1\x00" + normalised.encode())
+
+    # --- intake -------------------------------------------------------------------------------
+
+    def submit(self, submitter: str, submissions: Sequence[Submission]) -> list[Accepted]:
+        """Accept records atomically (all or none) and return their ids at once.
+
+        A reused idempotency key with the same content returns the first record; with other
+        content it is a :class:`Conflict`. Seals are verified here, so a bad seal is refused
+        before anything is stored.
+        """
+        if not submissions:
+            return []
+        self._check_back_pressure(len(submissions))
+        received = self.clock()
+        seal_keys = self._seal_keys_of(submitter) if any(s.seal_key_id for s in submissions) else {}
+        rows: list[dict[str, Any]] = []
+        results: list[Accepted | None] = []
+        keyed: dict[str, int] = {}
+        for position, sub in enumerate(submissions):
+            data = self._leaf_data(submitter, sub, received, seal_keys, position)
+            leaf = encode_leaf(data)
+            request_hash = self._request_hash(data) if sub.idempotency_key else None
+            if sub.idempotency_key is not None:
+                if sub.idempotency_key in keyed:
+                    first = rows[keyed[sub.idempotency_key]]
+                    if first["request_hash"] != request_hash:
+                        raise Conflict(
+                            f"idempotency key {sub.idempotency_key!r} is used twice with different content",
+                            reason="idempotency-conflict",
+                        )
+                    results.append(Accepted(first["id"], received, first["leaf_hash"], duplicate=True))
+                    continue
+                keyed[sub.idempotency_key] = len(rows)
+            leaf_hash = self.hasher.leaf_hash(leaf)
+            rows.append(
+                {
+                    "id": secrets.token_hex(16),
+                    "kind": data.kind.value,
+                    "submitter": submitter,
+                    "idempotency_key": sub.idempotency_key,
+                    "request_hash": request_hash,
+                    "received_at_us": received,
+                    "leaf": leaf,
+                    "leaf_hash": leaf_hash,
+                }
+            )
+            results.append(None)
+        return self._store_new(submitter, rows, results, received)
+
+    def _store_new(
+        self, submitter: str, rows: list[dict[str, Any]], results: list[Accepted | None], received: int
+    ) -> list[Accepted]:
+        replies: dict[str, Accepted] = {}
+        for attempt in range(3):
+            replies = self._earlier_records(submitter, rows)
+            try:
+                self.store.insert_records([r for r in rows if r["id"] not in replies])
+                break
+            except sa_exc.IntegrityError as e:
+                # A concurrent writer used the same idempotency key between lookup and insert.
+                if attempt == 2:
+                    raise Conflict("idempotency key raced with a concurrent submission") from e
+        self._pending_estimate += len(rows) - len(replies)
+        out: list[Accepted] = []
+        row_iter = iter(rows)
+        for result in results:
+            if result is None:
+                row = next(row_iter)
+                result = Accepted(row["id"], received, row["leaf_hash"])
+            out.append(replies.get(result.id, result))
+        return out
+
+    def _earlier_records(self, submitter: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Accepted]:
+        """Rows whose idempotency key is already stored, mapped to the stored record."""
+        keys = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
+        existing = self.store.find_idempotent(submitter, keys) if keys else {}
+        replies: dict[str, Accepted] = {}
+        for row in rows:
+            key = row["idempotency_key"]
+            if key is None or key not in existing:
+                continue
+            old_id, old_hash = existing[key]
+            if old_hash != row["request_hash"]:
+                raise Conflict(
+                    f"idempotency key {key!r} was already used with different content",
+                    reason="idempotency-conflict",
+                )
+            stored = self.store.get_record(old_id)
+            if stored is None:  # pragma: no cover - the row was just found and rows are never deleted
+                raise StorageError("record vanished during the idempotency check")
+            replies[row["id"]] = Accepted(old_id, stored.received_at_us, stored.leaf_hash, duplicate=True)
+        return replies
+
+    def _leaf_data(
+        self, submitter: str, sub: Submission, received: int, seal_keys: Mapping[str, str], position: int
+    ) -> LeafData:
+        where = f"record {position}: " if position else ""
+        if len(sub.content_hash) != 32:
+            raise InvalidRequest(f"{where}content hash must be 32 bytes", reason="invalid-hash")
+        seal = None
+        if (sub.seal_key_id is None) != (sub.seal_signature is None):
+            raise InvalidRequest(f"{where}a seal needs both key_id and signature", reason="invalid-seal")
+        if sub.seal_key_id is not None and sub.seal_signature is not None:
+            public_hex = seal_keys.get(sub.seal_key_id)
+            if public_hex is None:
+                raise InvalidSignature(
+                    f"{where}seal key {sub.seal_key_id!r} is not registered for {submitter!r}",
+                    reason="unknown-seal-key",
+                )
+            seal = Seal(Sm2PublicKey.from_hex(public_hex), sub.seal_signature)
+        data = LeafData(
+            kind=sub.kind,
+            hash_alg=sub.hash_alg,
+            content_hash=sub.content_hash,
+            metadata_json=canonical_metadata(sub.metadata),
+            submitter=submitter,
+            received_at_us=received,
+            subject_ref=sub.subject_ref,
+            seal=seal,
+        )
+        if seal is not None:
+            try:
+                verify_seal(data)
+            except InvalidSignature as e:
+                raise InvalidSignature(f"{where}{e.message}", reason=e.reason) from e
+        return data
+
+    def _request_hash(self, data: LeafData) -> bytes:
+        # What makes two submissions "the same" for idempotency: everything but the server time.
+        same = LeafData(
+            kind=data.kind,
+            hash_alg=data.hash_alg,
+            content_hash=data.content_hash,
+            metadata_json=data.metadata_json,
+            submitter=data.submitter,
+            received_at_us=0,
+            subject_ref=data.subject_ref,
+            seal=data.seal,
+        )
+        return digest_function(HashAlgorithm.SM3)(encode_leaf(same))
+
+    def _seal_keys_of(self, submitter: str) -> dict[str, str]:
+        cached = self._seal_keys.get(submitter)
+        if cached is not None and time.monotonic() - cached[0] < 5.0:
+            return cached[1]
+        keys = self.store.seal_keys(submitter)
+        self._seal_keys[submitter] = (time.monotonic(), keys)
+        return keys
+
+    def _check_back_pressure(self, incoming: int) -> None:
+        now = time.monotonic()
+        if now - self._pending_checked_at > 1.0:
+            self._pending_estimate = self.store.pending_count()
+            self._pending_checked_at = now
+        if self._pending_estimate + incoming > self.max_pending:
+            raise LogOverloaded(
+                f"{self._pending_estimate} records wait for sequencing (limit {self.max_pending}); retry shortly",
+                retry_after=2,
+            )
+
+    # --- sequencing and checkpoints -------------------------------------------------------------
+
+    def sequence(self, max_records: int = 10_000) -> SequencedBatch | None:
+        """Sequence one batch; None when another process holds the sequencer lock."""
+        batch = self.store.sequence_batch(self.hasher, max_records)
+        if batch is not None and batch.count:
+            self._pending_estimate = max(0, self._pending_estimate - batch.count)
+            _logger.info("sequenced", extra={"count": batch.count, "tree_size": batch.size})
+        return batch
+
+    def sequence_all(self, max_records: int = 10_000) -> int:
+        """Sequence until nothing is pending (or another process has the lock); how many were sequenced."""
+        total = 0
+        while True:
+            batch = self.sequence(max_records)
+            if batch is None or batch.count == 0:
+                return total
+            total += batch.count
+
+    def issue_checkpoint(self) -> StoredCheckpoint | None:
+        """Sign and store a checkpoint of the current tree if it grew since the last one.
+
+        Returns the newest checkpoint (the existing one when nothing changed), or None when the log
+        is empty or another process is issuing one right now.
+        """
+        with self.store.checkpoint_lock() as conn:
+            if conn is None:
+                return None
+            state = self.store.state()
+            latest = self.store.latest_checkpoint(conn)
+            if latest is not None and latest.tree_size >= state.size:
+                return latest
+            if state.size == 0:
+                return None
+            timestamp = self.clock()
+            if latest is not None and timestamp <= latest.timestamp_us:
+                timestamp = latest.timestamp_us + 1  # checkpoint times never go backwards
+            checkpoint = Checkpoint(self.origin, state.size, state.root_hash, self.hash_alg, timestamp)
+            note = sign_checkpoint(checkpoint, self.origin, self._signing_key).to_text()
+            self.store.add_checkpoint(conn, state.size, state.root_hash, timestamp, note)
+            _logger.info("checkpoint issued", extra={"tree_size": state.size})
+            return StoredCheckpoint(-1, state.size, state.root_hash, timestamp, note)
+
+    def latest_checkpoint(self) -> SignedCheckpoint:
+        """The newest signed checkpoint."""
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            raise NotYetAvailable("no checkpoint has been issued yet", reason="no-checkpoint")
+        return SignedCheckpoint.from_text(latest.note)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def record(self, record_id: str) -> RecordInfo:
+        """A record's status by id (ids are 128-bit random capabilities)."""
+        stored = self.store.get_record(record_id)
+        if stored is None:
+            raise NotFound(f"no record {record_id!r}", reason="unknown-record")
+        status = RecordStatus.PENDING
+        if stored.log_index is not None:
+            latest = self.store.latest_checkpoint()
+            covered = latest is not None and latest.tree_size > stored.log_index
+            status = RecordStatus.CHECKPOINTED if covered else RecordStatus.SEQUENCED
+        return RecordInfo(stored.id, status, stored.log_index, stored.received_at_us, decode_leaf(stored.leaf))
+
+    def receipt(self, record_id: str) -> Receipt:
+        """The receipt of a record against the newest checkpoint."""
+        info = self.record(record_id)
+        if info.status is not RecordStatus.CHECKPOINTED or info.log_index is None:
+            raise NotYetAvailable(
+                f"record {record_id} is {info.status.value}; its receipt is ready once a checkpoint covers it",
+                reason="receipt-pending",
+            )
+        latest = self.store.latest_checkpoint()
+        if latest is None or latest.tree_size <= info.log_index:  # pragma: no cover - checked by record()
+            raise NotYetAvailable("no checkpoint covers the record yet", reason="receipt-pending")
+        proof = self.inclusion_proof(info.log_index, latest.tree_size)
+        return Receipt(
+            record=receipt_record(info.id, info.leaf),
+            log=ReceiptLog(
+                origin=self.origin,
+                hash_alg=self.hash_alg,
+                public_key=self.public_key.hex(),
+                key_id=self.public_key.key_id(),
+            ),
+            inclusion=ReceiptInclusion(
+                index=info.log_index,
+                tree_size=latest.tree_size,
+                leaf_hash=self.hasher.leaf_hash(encode_leaf(info.leaf)).hex(),
+                hashes=[h.hex() for h in proof],
+            ),
+            checkpoint=latest.note,
+        )
+
+    def _node_reader(self, size: int) -> TileNodeReader:
+        return TileNodeReader(self.hasher, self._fetch_tiles, size)
+
+    def _fetch_tiles(self, ids: Sequence[TileId]) -> Mapping[TileId, Sequence[bytes]]:
+        found: dict[TileId, Sequence[bytes]] = {}
+        missing: list[TileId] = []
+        with self._tile_lock:
+            for tid in ids:
+                cached = self._tile_cache.get(tid)
+                if cached is None:
+                    missing.append(tid)
+                else:
+                    self._tile_cache.move_to_end(tid)
+                    found[tid] = cached
+        if missing:
+            fetched = self.store.fetch_tiles(missing)
+            found.update(fetched)
+            with self._tile_lock:
+                for tid, hashes in fetched.items():
+                    if len(hashes) == TILE_WIDTH:  # full tiles never change again
+                        self._tile_cache[tid] = hashes
+                while len(self._tile_cache) > _FULL_TILE_CACHE:
+                    self._tile_cache.popitem(last=False)
+        return found
+
+    def current_size(self) -> int:
+        """The sequenced tree size."""
+        return int(self.store.state().size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` (O(log n) tile reads)."""
+        if not 0 <= index < size <= self.current_size():
+            raise InvalidRequest(f"no leaf {index} in a tree of size {size}", reason="invalid-proof-request")
+        return inclusion_proof(self.hasher, index, size, self._node_reader(size).read_node)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 9162 consistency proof between tree sizes ``first`` <= ``second``."""
+        if not 0 <= first <= second <= self.current_size():
+            raise InvalidRequest(
+                f"cannot prove consistency from {first} to {second} (tree size {self.current_size()})",
+                reason="invalid-proof-request",
+            )
+        return consistency_proof(self.hasher, first, second, self._node_reader(second).read_node)
+
+    def root_at(self, size: int) -> bytes:
+        """The root hash of the tree at ``size`` (from stored tiles)."""
+        return root_hash(self.hasher, size, self._node_reader(size).read_node)
+

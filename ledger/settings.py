@@ -1,0 +1,75 @@
+"""Service settings: one ``BaseSettings`` class read from ``TRUSTLEDGER_*`` environment variables.
+
+Nothing is read at import; the CLI and the app factory build a :class:`Settings` and inject it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.core.crypto import HashAlgorithm
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "development", "test"}
+
+
+class Environment(StrEnum):
+    """Deployment environment; production refuses development shortcuts."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """All trustledger settings."""
+
+    model_config = SettingsConfigDict(env_prefix="TRUSTLEDGER_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Field(default=Path("var"), description="key files and the SQLite database")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    log_origin: str = Field(default="trustledger.local/dev", description="C2SP checkpoint origin line")
+    hash_alg: HashAlgorithm = HashAlgorithm.SM3
+    sequencer_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    sequencer_max_age_s: float = Field(default=0.2, gt=0, le=60)
+    checkpoint_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    max_pending: int = Field(default=2_000_000, ge=1, description="back-pressure threshold")
+    max_bulk_records: int = Field(default=10_000, ge=1, le=100_000)
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_json_body_bytes: int = Field(default=32 * 1024**2, ge=1024)
+    subject_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SM3 key for subject references; default: key file in data_dir"
+    )
+    run_scheduler: bool = Field(default=True, description="sequencer and checkpoint jobs in this process")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if self.subject_secret is not None and self.subject_secret.get_secret_value() in _PLACEHOLDERS:
+                raise ValueError("subject_secret is a placeholder; set a real secret in production")
+            if self.resolved_database_url.startswith("sqlite") and "trustledger.local" in self.log_origin:
+                raise ValueError("production needs a real log origin")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'trustledger.db'}"
+
+    @property
+    def log_key_path(self) -> Path:
+        """The log's SM2 signing key file (created by ``trustledger init``)."""
+        return self.data_dir / "log-key.json"
+
+    @property
+    def subject_secret_path(self) -> Path:
+        """The per-deployment HMAC-SM3 secret file for subject references."""
+        return self.data_dir / "subject-secret.key"
+
+    @classmethod
+    def embedded(cls, data_dir: Path | str = "var") -> Settings:
+        """The zero-setup defaults: a SQLite file and keys under ``data_dir``."""
+        return cls(data_dir=Path(data_dir))

@@ -1,0 +1,505 @@
+"""Storage of the log through SQLModel/SQLAlchemy: SQLite (embedded default) or PostgreSQL.
+
+A thin shell around the pure core: tables, transactions and locks live here; leaf encoding, tree
+hashing and tiles come from :mod:`ledger.core`. Every multi-row write is one transaction, so a
+crash leaves either all of a batch or none of it. Database exceptions are converted to
+:class:`~ledger.errors.StorageError` at this boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, SQLModel
+
+from ledger.core.merkle import TreeHasher
+from ledger.core.tiles import TileId, TileWriter, tiles_for_size
+from ledger.errors import ConfigurationError, StorageError
+
+_logger = logging.getLogger(__name__)
+
+_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+_SEQUENCER_LOCK = 0x7472_7573_7431  # "trust1": PostgreSQL advisory lock key of the sequencer
+_CHECKPOINT_LOCK = 0x7472_7573_7432
+_WRITE_OPTION = "trustledger_write"
+
+
+class LogState(SQLModel, table=True):
+    """The single row describing the log: its parameters and current tree head."""
+
+    __tablename__ = "log_state"
+    id: int = Field(default=1, primary_key=True)
+    origin: str
+    hash_alg: str
+    size: int = Field(default=0, sa_type=BigInteger)
+    root_hash: bytes = Field(sa_type=LargeBinary)
+
+
+class RecordRow(SQLModel, table=True):
+    """A submitted record. ``log_index`` is NULL until the sequencer integrates it."""
+
+    __tablename__ = "record"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    id: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    log_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, unique=True))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    submitter: str = Field(sa_column=Column(String(128), nullable=False))
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    request_hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    received_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+    __table_args__ = (
+        UniqueConstraint("submitter", "idempotency_key", name="uq_record_idempotency"),
+        Index(
+            "ix_record_pending",
+            "seq",
+            sqlite_where=text("log_index IS NULL"),
+            postgresql_where=text("log_index IS NULL"),
+        ),
+    )
+
+
+class TileRow(SQLModel, table=True):
+    """A tlog-tiles style block of up to 256 node hashes at one tree level."""
+
+    __tablename__ = "tile"
+    level: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True, sa_type=BigInteger)
+    width: int
+    hashes: bytes = Field(sa_type=LargeBinary)
+
+
+class CheckpointRow(SQLModel, table=True):
+    """An issued, signed checkpoint."""
+
+    __tablename__ = "checkpoint"
+    seq: int | None = Field(default=None, primary_key=True)
+    tree_size: int = Field(sa_type=BigInteger, unique=True)
+    root_hash: bytes = Field(sa_type=LargeBinary)
+    timestamp_us: int = Field(sa_type=BigInteger)
+    note: str = Field(sa_type=Text)
+
+
+class ApiClientRow(SQLModel, table=True):
+    """A calling system with a role; only the SM3 hash of its API key is stored."""
+
+    __tablename__ = "api_client"
+    name: str = Field(primary_key=True, max_length=128)
+    role: str = Field(max_length=32)
+    key_hash: bytes = Field(sa_type=LargeBinary, unique=True)
+    created_at_us: int = Field(sa_type=BigInteger)
+    disabled: bool = False
+
+
+class SealKeyRow(SQLModel, table=True):
+    """An SM2 public key a calling system seals its records with."""
+
+    __tablename__ = "seal_key"
+    key_id: str = Field(primary_key=True, max_length=64)
+    system: str = Field(max_length=128, index=True)
+    public_key: str = Field(max_length=128)
+    created_at_us: int = Field(sa_type=BigInteger)
+    revoked_at_us: int | None = Field(default=None, sa_type=BigInteger)
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored."""
+
+    id: str
+    seq: int
+    log_index: int | None
+    submitter: str
+    leaf: bytes
+    leaf_hash: bytes
+    received_at_us: int
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint as stored."""
+
+    seq: int
+    tree_size: int
+    root_hash: bytes
+    timestamp_us: int
+    note: str
+
+
+@dataclass(frozen=True)
+class SequencedBatch:
+    """What one sequencer transaction did."""
+
+    count: int
+    size: int
+    root_hash: bytes
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings trustledger relies on.
+
+    SQLite: WAL, ``synchronous=FULL`` (an acknowledged write survives power loss) and
+    ``BEGIN IMMEDIATE`` transactions so that writers serialise instead of failing on upgrade.
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Writers take the write lock up front; readers use a deferred (snapshot) transaction.
+            write = conn.get_execution_options().get(_WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class LogStore:
+    """The SQL store of one log. Safe to share between threads and processes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction; database errors become :class:`StorageError`."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except sa_exc.IntegrityError:
+            raise
+        except sa_exc.SQLAlchemyError as e:
+            raise StorageError(f"database error: {type(e).__name__}: {e}") from e
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def create_schema(self, *, origin: str, hash_alg: str, empty_root: bytes) -> None:
+        """Create tables and the log-state row (idempotent); refuse a different log's database."""
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except sa_exc.SQLAlchemyError as e:
+            raise StorageError(f"cannot create the schema: {e}") from e
+        with self.transaction() as conn:
+            row = conn.execute(select(LogState).where(LogState.id == 1)).first()  # type: ignore[arg-type]
+            if row is None:
+                conn.execute(
+                    LogState.__table__.insert().values(  # type: ignore[attr-defined]
+                        id=1, origin=origin, hash_alg=hash_alg, size=0, root_hash=empty_root
+                    )
+                )
+                return
+        self.check_log(origin=origin, hash_alg=hash_alg)
+
+    def check_log(self, *, origin: str, hash_alg: str) -> None:
+        """Raise :class:`ConfigurationError` unless the database holds this log."""
+        state = self.state()
+        if state.origin != origin or state.hash_alg != hash_alg:
+            raise ConfigurationError(
+                f"the database holds log {state.origin!r} ({state.hash_alg}), "
+                f"not {origin!r} ({hash_alg}); settings and database do not match"
+            )
+
+    def state(self) -> LogState:
+        """The current log state."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(LogState.__table__).where(LogState.id == 1)).first()  # type: ignore[attr-defined]
+        except sa_exc.SQLAlchemyError as e:
+            raise StorageError(f"database error: {e}") from e
+        if row is None:
+            raise ConfigurationError("the database has no log; run `trustledger init` first")
+        return LogState(**row._mapping)
+
+    # --- records ----------------------------------------------------------------------------
+
+    def insert_records(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert records in one transaction (all or none). Raises IntegrityError on a duplicate key."""
+        if not rows:
+            return
+        with self.transaction() as conn:
+            conn.execute(RecordRow.__table__.insert(), list(rows))  # type: ignore[attr-defined]
+
+    def find_idempotent(self, submitter: str, keys: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
+        """Existing records of ``submitter`` by idempotency key: key → (record id, request hash)."""
+        table = RecordRow.__table__  # type: ignore[attr-defined]
+        found: dict[str, tuple[str, bytes | None]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 1000):
+                chunk = list(keys[start : start + 1000])
+                stmt = select(table.c.idempotency_key, table.c.id, table.c.request_hash).where(
+                    table.c.submitter == submitter, table.c.idempotency_key.in_(chunk)
+                )
+                for key, rid, rhash in conn.execute(stmt):
+                    found[key] = (rid, rhash)
+        return found
+
+    def get_record(self, record_id: str) -> StoredRecord | None:
+        """A record by id."""
+        return self._one_record(RecordRow.__table__.c.id == record_id)  # type: ignore[attr-defined]
+
+    def record_at(self, log_index: int) -> StoredRecord | None:
+        """The record sequenced at ``log_index``."""
+        return self._one_record(RecordRow.__table__.c.log_index == log_index)  # type: ignore[attr-defined]
+
+    def _one_record(self, condition: Any) -> StoredRecord | None:
+        t = RecordRow.__table__  # type: ignore[attr-defined]
+        stmt = select(
+            t.c.id, t.c.seq, t.c.log_index, t.c.submitter, t.c.leaf, t.c.leaf_hash, t.c.received_at_us
+        ).where(condition)
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(stmt).first()
+        except sa_exc.SQLAlchemyError as e:
+            raise StorageError(f"database error: {e}") from e
+        return StoredRecord(*row) if row else None
+
+    def pending_count(self) -> int:
+        """How many records wait for sequencing."""
+        t = RecordRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t).where(t.c.log_index.is_(None))).scalar_one())
+
+    def iter_sequenced(self, start: int = 0, chunk: int = 20_000) -> Iterator[tuple[int, str, bytes, bytes]]:
+        """Yield (log index, record id, leaf, stored leaf hash) in index order, streaming."""
+        t = RecordRow.__table__  # type: ignore[attr-defined]
+        position = start
+        while True:
+            stmt = (
+                select(t.c.log_index, t.c.id, t.c.leaf, t.c.leaf_hash)
+                .where(t.c.log_index >= position, t.c.log_index < position + chunk)
+                .order_by(t.c.log_index)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(stmt).all()
+            if not rows:
+                return
+            for row in rows:
+                yield int(row[0]), row[1], bytes(row[2]), bytes(row[3])
+            position += chunk
+
+    # --- sequencing -------------------------------------------------------------------------
+
+    def sequence_batch(self, hasher: TreeHasher, max_records: int) -> SequencedBatch | None:
+        """Integrate up to ``max_records`` pending records into the tree in one transaction.
+
+        Exactly one sequencer runs at a time: PostgreSQL takes an advisory transaction lock (a
+        process that cannot get it returns None), SQLite's BEGIN IMMEDIATE serialises writers.
+        A crash anywhere before commit leaves the batch pending, to be sequenced once later.
+        """
+        t = RecordRow.__table__  # type: ignore[attr-defined]
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                got = conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _SEQUENCER_LOCK}).scalar()
+                if not got:
+                    return None
+            state = conn.execute(select(LogState.__table__).where(LogState.id == 1)).first()  # type: ignore[attr-defined]
+            if state is None:
+                raise ConfigurationError("the database has no log; run `trustledger init` first")
+            size = int(state.size)
+            pending = conn.execute(
+                select(t.c.seq, t.c.leaf_hash).where(t.c.log_index.is_(None)).order_by(t.c.seq).limit(max_records)
+            ).all()
+            if not pending:
+                return SequencedBatch(0, size, bytes(state.root_hash))
+            writer = TileWriter(hasher, size, self._fetch_tiles(conn, [tid for tid, _ in tiles_for_size(size)]))
+            writer.append(bytes(row[1]) for row in pending)
+            seqs = [int(row[0]) for row in pending]
+            self._assign_indices(conn, seqs, size)
+            self._write_tiles(conn, writer.dirty_tiles())
+            root = writer.root()
+            conn.execute(
+                update(LogState.__table__).where(LogState.id == 1).values(size=writer.size, root_hash=root)  # type: ignore[attr-defined]
+            )
+        return SequencedBatch(len(pending), writer.size, root)
+
+    def _assign_indices(self, conn: Connection, seqs: list[int], base: int) -> None:
+        if self.dialect == "postgresql":
+            conn.execute(
+                text(
+                    "UPDATE record SET log_index = v.idx FROM "
+                    "unnest(CAST(:seqs AS bigint[]), CAST(:idxs AS bigint[])) AS v(seq, idx) "
+                    "WHERE record.seq = v.seq"
+                ),
+                {"seqs": seqs, "idxs": list(range(base, base + len(seqs)))},
+            )
+        else:
+            conn.exec_driver_sql(
+                "UPDATE record SET log_index = ? WHERE seq = ?",
+                [(base + i, s) for i, s in enumerate(seqs)],
+            )
+
+    def _write_tiles(self, conn: Connection, tiles: Mapping[TileId, Sequence[bytes]]) -> None:
+        if not tiles:
+            return
+        values = [
+            {"level": tid.level, "idx": tid.index, "width": len(h), "hashes": b"".join(h)}
+            for tid, h in tiles.items()
+        ]
+        table = TileRow.__table__  # type: ignore[attr-defined]
+        insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["level", "idx"],
+            set_={"width": insert.excluded.width, "hashes": insert.excluded.hashes},
+        )
+        conn.execute(stmt, values)
+
+    def _fetch_tiles(self, conn: Connection, ids: Sequence[TileId]) -> dict[TileId, list[bytes]]:
+        if not ids:
+            return {}
+        table = TileRow.__table__  # type: ignore[attr-defined]
+        wanted = {(tid.level, tid.index) for tid in ids}
+        levels = {level for level, _ in wanted}
+        stmt = select(table.c.level, table.c.idx, table.c.hashes).where(
+            table.c.level.in_(levels), table.c.idx.in_({idx for _, idx in wanted})
+        )
+        result: dict[TileId, list[bytes]] = {}
+        for level, idx, blob in conn.execute(stmt):
+            if (level, idx) in wanted:
+                blob = bytes(blob)
+                result[TileId(level, idx)] = [blob[i : i + 32] for i in range(0, len(blob), 32)]
+        return result
+
+    def fetch_tiles(self, ids: Sequence[TileId]) -> dict[TileId, list[bytes]]:
+        """Stored tiles by id (missing ones are absent from the result)."""
+        try:
+            with self.engine.connect() as conn:
+                return self._fetch_tiles(conn, ids)
+        except sa_exc.SQLAlchemyError as e:
+            raise StorageError(f"database error: {e}") from e
+
+    def iter_tiles(self) -> Iterator[tuple[TileId, bytes]]:
+        """All stored tiles (for audit)."""
+        table = TileRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            for level, idx, blob in conn.execute(select(table.c.level, table.c.idx, table.c.hashes)):
+                yield TileId(int(level), int(idx)), bytes(blob)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    @contextmanager
+    def checkpoint_lock(self) -> Iterator[Connection | None]:
+        """A transaction holding the checkpoint issuer's lock, or None if another process holds it."""
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                got = conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _CHECKPOINT_LOCK}).scalar()
+                if not got:
+                    yield None
+                    return
+            yield conn
+
+    def add_checkpoint(self, conn: Connection, tree_size: int, root_hash: bytes, timestamp_us: int, note: str) -> None:
+        """Store a signed checkpoint (inside :meth:`checkpoint_lock`)."""
+        conn.execute(
+            CheckpointRow.__table__.insert().values(  # type: ignore[attr-defined]
+                tree_size=tree_size, root_hash=root_hash, timestamp_us=timestamp_us, note=note
+            )
+        )
+
+    def latest_checkpoint(self, conn: Connection | None = None) -> StoredCheckpoint | None:
+        """The newest checkpoint."""
+        table = CheckpointRow.__table__  # type: ignore[attr-defined]
+        stmt = select(table).order_by(table.c.tree_size.desc()).limit(1)
+        if conn is not None:
+            row = conn.execute(stmt).first()
+        else:
+            with self.engine.connect() as c:
+                row = c.execute(stmt).first()
+        return StoredCheckpoint(**row._mapping) if row else None
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """All checkpoints, oldest first."""
+        table = CheckpointRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).order_by(table.c.tree_size)).all()
+        return [StoredCheckpoint(**r._mapping) for r in rows]
+
+    def checkpoint_at_size(self, tree_size: int) -> StoredCheckpoint | None:
+        """The checkpoint issued at exactly ``tree_size``."""
+        table = CheckpointRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.tree_size == tree_size)).first()
+        return StoredCheckpoint(**row._mapping) if row else None
+
+    # --- calling systems --------------------------------------------------------------------
+
+    def add_client(self, name: str, role: str, key_hash: bytes, created_at_us: int) -> None:
+        """Register a calling system."""
+        with self.transaction() as conn:
+            conn.execute(
+                ApiClientRow.__table__.insert().values(  # type: ignore[attr-defined]
+                    name=name, role=role, key_hash=key_hash, created_at_us=created_at_us, disabled=False
+                )
+            )
+
+    def client_by_key_hash(self, key_hash: bytes) -> tuple[str, str] | None:
+        """(name, role) of the enabled client owning this key hash."""
+        t = ApiClientRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.c.name, t.c.role).where(t.c.key_hash == key_hash, t.c.disabled.is_(False))
+            ).first()
+        return (row[0], row[1]) if row else None
+
+    def clients(self) -> list[tuple[str, str, bool]]:
+        """All calling systems as (name, role, disabled)."""
+        t = ApiClientRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], bool(r[2])) for r in conn.execute(select(t.c.name, t.c.role, t.c.disabled))]
+
+    def add_seal_key(self, key_id: str, system: str, public_key_hex: str, created_at_us: int) -> None:
+        """Register an SM2 seal key for a calling system."""
+        with self.transaction() as conn:
+            conn.execute(
+                SealKeyRow.__table__.insert().values(  # type: ignore[attr-defined]
+                    key_id=key_id, system=system, public_key=public_key_hex, created_at_us=created_at_us
+                )
+            )
+
+    def seal_keys(self, system: str) -> dict[str, str]:
+        """The unrevoked seal keys of ``system``: key id → public key hex."""
+        t = SealKeyRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.key_id, t.c.public_key).where(t.c.system == system, t.c.revoked_at_us.is_(None))
+            )
+            return {r[0]: r[1] for r in rows}
