@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         app.state.sequencer = None
         scheduler = None
         if conf.run_scheduler:
-            sequencer = Sequencer(opened, batch_size=conf.sequencer_batch_size, max_age_s=conf.sequencer_max_age_s)
+            sequencer = Sequencer(
+                opened, batch_size=conf.sequencer_batch_size, max_age_s=conf.sequencer_max_age_s
+            )
             sequencer.start()
             app.state.sequencer = sequencer
             scheduler = start_checkpoint_scheduler(opened, conf.checkpoint_interval_s)

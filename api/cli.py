@@ -95,7 +95,9 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     try:
         ledger.store.add_client(args.name, args.role, api_key_hash(key), now_us())
     except Exception as e:  # noqa: BLE001 - IntegrityError from a duplicate name, reported plainly
-        raise ConfigurationError(f"cannot add {args.name!r}: it probably exists already ({type(e).__name__})") from e
+        raise ConfigurationError(
+            f"cannot add {args.name!r}: it probably exists already ({type(e).__name__})"
+        ) from e
     print(key)
     return EXIT_OK
 
@@ -106,7 +108,9 @@ def cmd_seal_key_add(args: argparse.Namespace) -> int:
     from ledger.service import open_ledger
 
     text = args.public_key
-    key = Sm2PublicKey.from_pem(Path(text).read_text()) if Path(text).is_file() else Sm2PublicKey.from_hex(text)
+    key = (
+        Sm2PublicKey.from_pem(Path(text).read_text()) if Path(text).is_file() else Sm2PublicKey.from_hex(text)
+    )
     ledger = open_ledger(_settings(args))
     ledger.store.add_seal_key(key.key_id(), args.system, key.hex(), now_us())
     print(key.key_id())
@@ -201,7 +205,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not result.document_checked:
         print("  note: no --file given; the document itself was not compared")
     if not result.key_pinned:
-        print("  warning: --key not given; the log key inside the receipt was trusted. Pin the published key.")
+        print(
+            "  warning: --key not given; the log key inside the receipt was trusted. Pin the published key."
+        )
     return EXIT_OK
 
 
@@ -225,14 +231,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
-    parser = argparse.ArgumentParser(prog="trustledger", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(
+        prog="trustledger", description=__doc__.splitlines()[0] if __doc__ else ""
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(handler=handler)
-        p.add_argument("--data-dir", help="key files and SQLite database (default: var, or TRUSTLEDGER_DATA_DIR)")
+        p.add_argument(
+            "--data-dir", help="key files and SQLite database (default: var, or TRUSTLEDGER_DATA_DIR)"
+        )
         p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
         return p
 
@@ -267,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trustledger`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     try:
         code: int = args.handler(args)
     except (InvalidRequest, InvalidReceipt) as e:

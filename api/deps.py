@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -88,7 +89,7 @@ def get_client(
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-def require(*roles: Role) -> object:
+def _require(*roles: Role) -> Callable[[Client], Client]:
     """A dependency admitting only callers with one of ``roles`` (admin always passes)."""
 
     def check(client: ClientDep) -> Client:
@@ -96,4 +97,8 @@ def require(*roles: Role) -> object:
             raise Forbidden(f"{client.name} ({client.role.value}) may not do this", reason="role-required")
         return client
 
-    return Depends(check)
+    return check
+
+
+NotarizerDep = Annotated[Client, Depends(_require(Role.NOTARIZER))]
+AuditorDep = Annotated[Client, Depends(_require(Role.AUDITOR))]

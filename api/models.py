@@ -197,4 +197,3 @@ class InclusionOut(BaseModel):
     index: int
     tree_size: int
     hashes: list[str]
-

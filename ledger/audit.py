@@ -60,7 +60,9 @@ def audit_log(ledger: Ledger, public_key: Sm2PublicKey | None = None) -> AuditRe
     expected = 0
     for index, record_id, leaf, stored_hash in store.iter_sequenced():
         if index != expected:
-            report.findings.append(Finding("record", f"log indices {expected}..{index - 1} are missing", expected))
+            report.findings.append(
+                Finding("record", f"log indices {expected}..{index - 1} are missing", expected)
+            )
             break
         expected += 1
         where = f"record {record_id} at index {index}"
@@ -72,7 +74,9 @@ def audit_log(ledger: Ledger, public_key: Sm2PublicKey | None = None) -> AuditRe
             report.findings.append(Finding(where, f"leaf does not decode: {e.message}", index))
         leaf_hash = hasher.leaf_hash(leaf)
         if leaf_hash != stored_hash:
-            report.findings.append(Finding(where, "stored leaf hash differs from the hash of the leaf", index))
+            report.findings.append(
+                Finding(where, "stored leaf hash differs from the hash of the leaf", index)
+            )
         frontier.append(leaf_hash)
         rebuilt.append([leaf_hash])
         if frontier.size in wanted_sizes:
@@ -89,7 +93,9 @@ def audit_log(ledger: Ledger, public_key: Sm2PublicKey | None = None) -> AuditRe
     return report
 
 
-def _check_tiles(stored_tiles: Iterable[tuple[TileId, bytes]], rebuilt: TileWriter, report: AuditReport) -> None:
+def _check_tiles(
+    stored_tiles: Iterable[tuple[TileId, bytes]], rebuilt: TileWriter, report: AuditReport
+) -> None:
     derived = rebuilt.dirty_tiles()
     seen: set[TileId] = set()
     for tile_id, blob in stored_tiles:
@@ -148,7 +154,9 @@ def _check_checkpoints(
             report.findings.append(Finding(where, "checkpoint is beyond the sequenced leaves"))
         elif derived != cp.root_hash:
             report.findings.append(
-                Finding(where, "signed root differs from the root of the stored leaves at that size", cp.size - 1)
+                Finding(
+                    where, "signed root differs from the root of the stored leaves at that size", cp.size - 1
+                )
             )
         if previous is not None and cp.size <= report.tree_size:
             try:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
-from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, hmac_sm3
+from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, subject_ref
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import (
     LeafData,
@@ -136,10 +136,9 @@ class Ledger:
 
     def subject_ref(self, identifier: str) -> bytes:
         """The keyed hash (HMAC-SM3) that stands for a subject in leaves; the raw ID never does."""
-        normalised = identifier.strip().upper()
-        if not normalised:
+        if not identifier.strip():
             raise InvalidRequest("empty subject identifier", reason="invalid-subject")
-        return hmac_sm3(self._subject_secret, b"trustledger/subject/v1\x00" + normalised.encode())
+        return bytes.fromhex(subject_ref(self._subject_secret, identifier))
 
     # --- intake -------------------------------------------------------------------------------
 
@@ -296,7 +295,8 @@ class Ledger:
             self._pending_checked_at = now
         if self._pending_estimate + incoming > self.max_pending:
             raise LogOverloaded(
-                f"{self._pending_estimate} records wait for sequencing (limit {self.max_pending}); retry shortly",
+                f"{self._pending_estimate} records wait for sequencing "
+                f"(limit {self.max_pending}); retry shortly",
                 retry_after=2,
             )
 
@@ -362,14 +362,17 @@ class Ledger:
             latest = self.store.latest_checkpoint()
             covered = latest is not None and latest.tree_size > stored.log_index
             status = RecordStatus.CHECKPOINTED if covered else RecordStatus.SEQUENCED
-        return RecordInfo(stored.id, status, stored.log_index, stored.received_at_us, decode_leaf(stored.leaf))
+        return RecordInfo(
+            stored.id, status, stored.log_index, stored.received_at_us, decode_leaf(stored.leaf)
+        )
 
     def receipt(self, record_id: str) -> Receipt:
         """The receipt of a record against the newest checkpoint."""
         info = self.record(record_id)
         if info.status is not RecordStatus.CHECKPOINTED or info.log_index is None:
             raise NotYetAvailable(
-                f"record {record_id} is {info.status.value}; its receipt is ready once a checkpoint covers it",
+                f"record {record_id} is {info.status.value}; "
+                "its receipt is ready once a checkpoint covers it",
                 reason="receipt-pending",
             )
         latest = self.store.latest_checkpoint()
@@ -440,4 +443,3 @@ class Ledger:
     def root_at(self, size: int) -> bytes:
         """The root hash of the tree at ``size`` (from stored tiles)."""
         return root_hash(self.hasher, size, self._node_reader(size).read_node)
-

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
@@ -128,6 +129,19 @@ class SealKeyRow(SQLModel, table=True):
     revoked_at_us: int | None = Field(default=None, sa_type=BigInteger)
 
 
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+_STATE = _table(LogState)
+_RECORDS = _table(RecordRow)
+_TILES = _table(TileRow)
+_CHECKPOINTS = _table(CheckpointRow)
+_CLIENTS = _table(ApiClientRow)
+_SEAL_KEYS = _table(SealKeyRow)
+
+
 @dataclass(frozen=True)
 class StoredRecord:
     """A record as stored."""
@@ -220,10 +234,10 @@ class LogStore:
         except sa_exc.SQLAlchemyError as e:
             raise StorageError(f"cannot create the schema: {e}") from e
         with self.transaction() as conn:
-            row = conn.execute(select(LogState).where(LogState.id == 1)).first()  # type: ignore[arg-type]
+            row = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
             if row is None:
                 conn.execute(
-                    LogState.__table__.insert().values(  # type: ignore[attr-defined]
+                    _STATE.insert().values(
                         id=1, origin=origin, hash_alg=hash_alg, size=0, root_hash=empty_root
                     )
                 )
@@ -243,7 +257,7 @@ class LogStore:
         """The current log state."""
         try:
             with self.engine.connect() as conn:
-                row = conn.execute(select(LogState.__table__).where(LogState.id == 1)).first()  # type: ignore[attr-defined]
+                row = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
         except sa_exc.SQLAlchemyError as e:
             raise StorageError(f"database error: {e}") from e
         if row is None:
@@ -257,11 +271,11 @@ class LogStore:
         if not rows:
             return
         with self.transaction() as conn:
-            conn.execute(RecordRow.__table__.insert(), list(rows))  # type: ignore[attr-defined]
+            conn.execute(_RECORDS.insert(), list(rows))
 
     def find_idempotent(self, submitter: str, keys: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
         """Existing records of ``submitter`` by idempotency key: key → (record id, request hash)."""
-        table = RecordRow.__table__  # type: ignore[attr-defined]
+        table = _RECORDS
         found: dict[str, tuple[str, bytes | None]] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 1000):
@@ -275,14 +289,14 @@ class LogStore:
 
     def get_record(self, record_id: str) -> StoredRecord | None:
         """A record by id."""
-        return self._one_record(RecordRow.__table__.c.id == record_id)  # type: ignore[attr-defined]
+        return self._one_record(_RECORDS.c.id == record_id)
 
     def record_at(self, log_index: int) -> StoredRecord | None:
         """The record sequenced at ``log_index``."""
-        return self._one_record(RecordRow.__table__.c.log_index == log_index)  # type: ignore[attr-defined]
+        return self._one_record(_RECORDS.c.log_index == log_index)
 
     def _one_record(self, condition: Any) -> StoredRecord | None:
-        t = RecordRow.__table__  # type: ignore[attr-defined]
+        t = _RECORDS
         stmt = select(
             t.c.id, t.c.seq, t.c.log_index, t.c.submitter, t.c.leaf, t.c.leaf_hash, t.c.received_at_us
         ).where(condition)
@@ -295,13 +309,15 @@ class LogStore:
 
     def pending_count(self) -> int:
         """How many records wait for sequencing."""
-        t = RecordRow.__table__  # type: ignore[attr-defined]
+        t = _RECORDS
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(t).where(t.c.log_index.is_(None))).scalar_one())
+            return int(
+                conn.execute(select(func.count()).select_from(t).where(t.c.log_index.is_(None))).scalar_one()
+            )
 
     def iter_sequenced(self, start: int = 0, chunk: int = 20_000) -> Iterator[tuple[int, str, bytes, bytes]]:
         """Yield (log index, record id, leaf, stored leaf hash) in index order, streaming."""
-        t = RecordRow.__table__  # type: ignore[attr-defined]
+        t = _RECORDS
         position = start
         while True:
             stmt = (
@@ -326,30 +342,35 @@ class LogStore:
         process that cannot get it returns None), SQLite's BEGIN IMMEDIATE serialises writers.
         A crash anywhere before commit leaves the batch pending, to be sequenced once later.
         """
-        t = RecordRow.__table__  # type: ignore[attr-defined]
+        t = _RECORDS
         with self.transaction() as conn:
             if self.dialect == "postgresql":
-                got = conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _SEQUENCER_LOCK}).scalar()
+                got = conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _SEQUENCER_LOCK}
+                ).scalar()
                 if not got:
                     return None
-            state = conn.execute(select(LogState.__table__).where(LogState.id == 1)).first()  # type: ignore[attr-defined]
+            state = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
             if state is None:
                 raise ConfigurationError("the database has no log; run `trustledger init` first")
             size = int(state.size)
             pending = conn.execute(
-                select(t.c.seq, t.c.leaf_hash).where(t.c.log_index.is_(None)).order_by(t.c.seq).limit(max_records)
+                select(t.c.seq, t.c.leaf_hash)
+                .where(t.c.log_index.is_(None))
+                .order_by(t.c.seq)
+                .limit(max_records)
             ).all()
             if not pending:
                 return SequencedBatch(0, size, bytes(state.root_hash))
-            writer = TileWriter(hasher, size, self._fetch_tiles(conn, [tid for tid, _ in tiles_for_size(size)]))
+            writer = TileWriter(
+                hasher, size, self._fetch_tiles(conn, [tid for tid, _ in tiles_for_size(size)])
+            )
             writer.append(bytes(row[1]) for row in pending)
             seqs = [int(row[0]) for row in pending]
             self._assign_indices(conn, seqs, size)
             self._write_tiles(conn, writer.dirty_tiles())
             root = writer.root()
-            conn.execute(
-                update(LogState.__table__).where(LogState.id == 1).values(size=writer.size, root_hash=root)  # type: ignore[attr-defined]
-            )
+            conn.execute(update(_STATE).where(_STATE.c.id == 1).values(size=writer.size, root_hash=root))
         return SequencedBatch(len(pending), writer.size, root)
 
     def _assign_indices(self, conn: Connection, seqs: list[int], base: int) -> None:
@@ -375,7 +396,7 @@ class LogStore:
             {"level": tid.level, "idx": tid.index, "width": len(h), "hashes": b"".join(h)}
             for tid, h in tiles.items()
         ]
-        table = TileRow.__table__  # type: ignore[attr-defined]
+        table = _TILES
         insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
         stmt = insert.on_conflict_do_update(
             index_elements=["level", "idx"],
@@ -386,7 +407,7 @@ class LogStore:
     def _fetch_tiles(self, conn: Connection, ids: Sequence[TileId]) -> dict[TileId, list[bytes]]:
         if not ids:
             return {}
-        table = TileRow.__table__  # type: ignore[attr-defined]
+        table = _TILES
         wanted = {(tid.level, tid.index) for tid in ids}
         levels = {level for level, _ in wanted}
         stmt = select(table.c.level, table.c.idx, table.c.hashes).where(
@@ -409,7 +430,7 @@ class LogStore:
 
     def iter_tiles(self) -> Iterator[tuple[TileId, bytes]]:
         """All stored tiles (for audit)."""
-        table = TileRow.__table__  # type: ignore[attr-defined]
+        table = _TILES
         with self.engine.connect() as conn:
             for level, idx, blob in conn.execute(select(table.c.level, table.c.idx, table.c.hashes)):
                 yield TileId(int(level), int(idx)), bytes(blob)
@@ -421,23 +442,27 @@ class LogStore:
         """A transaction holding the checkpoint issuer's lock, or None if another process holds it."""
         with self.transaction() as conn:
             if self.dialect == "postgresql":
-                got = conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _CHECKPOINT_LOCK}).scalar()
+                got = conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _CHECKPOINT_LOCK}
+                ).scalar()
                 if not got:
                     yield None
                     return
             yield conn
 
-    def add_checkpoint(self, conn: Connection, tree_size: int, root_hash: bytes, timestamp_us: int, note: str) -> None:
+    def add_checkpoint(
+        self, conn: Connection, tree_size: int, root_hash: bytes, timestamp_us: int, note: str
+    ) -> None:
         """Store a signed checkpoint (inside :meth:`checkpoint_lock`)."""
         conn.execute(
-            CheckpointRow.__table__.insert().values(  # type: ignore[attr-defined]
+            _CHECKPOINTS.insert().values(
                 tree_size=tree_size, root_hash=root_hash, timestamp_us=timestamp_us, note=note
             )
         )
 
     def latest_checkpoint(self, conn: Connection | None = None) -> StoredCheckpoint | None:
         """The newest checkpoint."""
-        table = CheckpointRow.__table__  # type: ignore[attr-defined]
+        table = _CHECKPOINTS
         stmt = select(table).order_by(table.c.tree_size.desc()).limit(1)
         if conn is not None:
             row = conn.execute(stmt).first()
@@ -448,14 +473,14 @@ class LogStore:
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """All checkpoints, oldest first."""
-        table = CheckpointRow.__table__  # type: ignore[attr-defined]
+        table = _CHECKPOINTS
         with self.engine.connect() as conn:
             rows = conn.execute(select(table).order_by(table.c.tree_size)).all()
         return [StoredCheckpoint(**r._mapping) for r in rows]
 
     def checkpoint_at_size(self, tree_size: int) -> StoredCheckpoint | None:
         """The checkpoint issued at exactly ``tree_size``."""
-        table = CheckpointRow.__table__  # type: ignore[attr-defined]
+        table = _CHECKPOINTS
         with self.engine.connect() as conn:
             row = conn.execute(select(table).where(table.c.tree_size == tree_size)).first()
         return StoredCheckpoint(**row._mapping) if row else None
@@ -466,14 +491,14 @@ class LogStore:
         """Register a calling system."""
         with self.transaction() as conn:
             conn.execute(
-                ApiClientRow.__table__.insert().values(  # type: ignore[attr-defined]
+                _CLIENTS.insert().values(
                     name=name, role=role, key_hash=key_hash, created_at_us=created_at_us, disabled=False
                 )
             )
 
     def client_by_key_hash(self, key_hash: bytes) -> tuple[str, str] | None:
         """(name, role) of the enabled client owning this key hash."""
-        t = ApiClientRow.__table__  # type: ignore[attr-defined]
+        t = _CLIENTS
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t.c.name, t.c.role).where(t.c.key_hash == key_hash, t.c.disabled.is_(False))
@@ -482,7 +507,7 @@ class LogStore:
 
     def clients(self) -> list[tuple[str, str, bool]]:
         """All calling systems as (name, role, disabled)."""
-        t = ApiClientRow.__table__  # type: ignore[attr-defined]
+        t = _CLIENTS
         with self.engine.connect() as conn:
             return [(r[0], r[1], bool(r[2])) for r in conn.execute(select(t.c.name, t.c.role, t.c.disabled))]
 
@@ -490,14 +515,14 @@ class LogStore:
         """Register an SM2 seal key for a calling system."""
         with self.transaction() as conn:
             conn.execute(
-                SealKeyRow.__table__.insert().values(  # type: ignore[attr-defined]
+                _SEAL_KEYS.insert().values(
                     key_id=key_id, system=system, public_key=public_key_hex, created_at_us=created_at_us
                 )
             )
 
     def seal_keys(self, system: str) -> dict[str, str]:
         """The unrevoked seal keys of ``system``: key id → public key hex."""
-        t = SealKeyRow.__table__  # type: ignore[attr-defined]
+        t = _SEAL_KEYS
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.c.key_id, t.c.public_key).where(t.c.system == system, t.c.revoked_at_us.is_(None))

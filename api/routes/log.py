@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import LedgerDep, Role, require
+from api.deps import AuditorDep, LedgerDep
 from api.models import CheckpointOut, ConsistencyOut, InclusionOut, LogInfoOut, PublicKeyOut
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.leaf import format_time
@@ -53,7 +53,7 @@ def latest_checkpoint_text(ledger: LedgerDep) -> Response:
 
 
 @router.post("/checkpoint", status_code=status.HTTP_201_CREATED)
-def issue_checkpoint(ledger: LedgerDep, _client: Any = require(Role.AUDITOR)) -> CheckpointOut:
+def issue_checkpoint(ledger: LedgerDep, _client: AuditorDep) -> CheckpointOut:
     """Sequence what is pending and issue a checkpoint now (auditor or admin)."""
     ledger.sequence_all()
     issued = ledger.issue_checkpoint()
@@ -85,4 +85,3 @@ def public_key(ledger: LedgerDep) -> PublicKeyOut:
     """The SM2 key that signs checkpoints; pin it to verify receipts."""
     key = ledger.public_key
     return PublicKeyOut(key_name=ledger.origin, key_id=key.key_id(), public_key=key.hex(), pem=key.to_pem())
-

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import LedgerDep, Role, SequencerDep, SettingsDep, require
+from api.deps import LedgerDep, NotarizerDep, SequencerDep, SettingsDep
 from api.models import BulkAccepted, BulkIn, RecordAccepted, RecordIn, RecordStatusOut, decode_signature
 from ledger.core.crypto import HashAlgorithm, new_hash
 from ledger.core.leaf import RecordKind
@@ -41,7 +41,7 @@ def _submit(ledger: Ledger, sequencer: Any, submitter: str, subs: list[Submissio
     summary="Notarize one record",
 )
 def submit_record(
-    body: RecordIn, ledger: LedgerDep, sequencer: SequencerDep, client: Any = require(Role.NOTARIZER)
+    body: RecordIn, ledger: LedgerDep, sequencer: SequencerDep, client: NotarizerDep
 ) -> RecordAccepted:
     """Accept one record; it is sequenced and checkpointed in the background."""
     (accepted,) = _submit(ledger, sequencer, client.name, [body.to_submission(ledger)])
@@ -59,7 +59,7 @@ def submit_bulk(
     ledger: LedgerDep,
     sequencer: SequencerDep,
     settings: SettingsDep,
-    client: Any = require(Role.NOTARIZER),
+    client: NotarizerDep,
 ) -> BulkAccepted:
     """Accept up to ``max_bulk_records`` (default 10,000) records in one transaction."""
     if len(body.records) > settings.max_bulk_records:
@@ -90,7 +90,7 @@ async def upload_record(
     sequencer: SequencerDep,
     settings: SettingsDep,
     kind: RecordKind,
-    client: Any = require(Role.NOTARIZER),
+    client: NotarizerDep,
     alg: HashAlgorithm = HashAlgorithm.SM3,
     metadata: Annotated[str | None, Query(description="JSON object")] = None,
     subject_id: Annotated[str | None, Query(max_length=64)] = None,

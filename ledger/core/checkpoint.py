@@ -128,7 +128,9 @@ class SignedCheckpoint:
                 reason="checkpoint-key-mismatch",
             )
         if not sm2_verify(public_key, self.checkpoint.body(), self.signature):
-            raise InvalidSignature("checkpoint signature does not verify", reason="invalid-checkpoint-signature")
+            raise InvalidSignature(
+                "checkpoint signature does not verify", reason="invalid-checkpoint-signature"
+            )
 
 
 def sign_checkpoint(checkpoint: Checkpoint, key_name: str, private_key: Sm2PrivateKey) -> SignedCheckpoint:

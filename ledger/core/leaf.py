@@ -135,7 +135,9 @@ def _reject_non_finite(value: Any) -> None:
             _reject_non_finite(item)
 
 
-def seal_message(kind: RecordKind, hash_alg: HashAlgorithm, content_hash: bytes, metadata_json: bytes) -> bytes:
+def seal_message(
+    kind: RecordKind, hash_alg: HashAlgorithm, content_hash: bytes, metadata_json: bytes
+) -> bytes:
     """The bytes a calling system signs with its SM2 key to seal a record."""
     parts = (kind.value.encode(), hash_alg.value.encode(), content_hash, metadata_json)
     return SEAL_DOMAIN + b"".join(_U32.pack(len(p)) + p for p in parts)

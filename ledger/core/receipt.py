@@ -33,8 +33,8 @@ from ledger.core.leaf import (
 from ledger.core.merkle import root_from_inclusion_proof
 from ledger.errors import InvalidProof, InvalidReceipt, InvalidRequest, InvalidSignature
 
-RECEIPT_FORMAT = "trustledger-receipt"
-RECEIPT_VERSION = 1
+RECEIPT_FORMAT: Literal["trustledger-receipt"] = "trustledger-receipt"
+RECEIPT_VERSION: Literal[1] = 1
 _HEX64 = r"^[0-9a-f]{64}$"
 
 
@@ -107,7 +107,9 @@ class Receipt(_Frozen):
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise InvalidReceipt(f"malformed receipt at {where or 'top'}: {first['msg']}", step="parse") from e
+            raise InvalidReceipt(
+                f"malformed receipt at {where or 'top'}: {first['msg']}", step="parse"
+            ) from e
 
     def to_json(self) -> str:
         """Serialise (stable key order, pretty) for humans and files."""
@@ -224,7 +226,9 @@ def verify_receipt(
         proof = [bytes.fromhex(h) for h in inclusion.hashes]
         root = root_from_inclusion_proof(hasher, leaf_hash, inclusion.index, inclusion.tree_size, proof)
     except (InvalidProof, ValueError) as e:
-        raise InvalidReceipt(f"inclusion proof is invalid: {e}", step="inclusion", reason="invalid-proof") from e
+        raise InvalidReceipt(
+            f"inclusion proof is invalid: {e}", step="inclusion", reason="invalid-proof"
+        ) from e
     if inclusion.tree_size != checkpoint.size or root != checkpoint.root_hash:
         raise InvalidReceipt(
             f"the inclusion proof leads to root {root.hex()} at size {inclusion.tree_size}, but the "
