@@ -96,32 +96,42 @@ def audit_log(ledger: Ledger, public_key: Sm2PublicKey | None = None) -> AuditRe
 def _check_tiles(
     stored_tiles: Iterable[tuple[TileId, bytes]], rebuilt: TileWriter, report: AuditReport
 ) -> None:
+    """Compare stored tiles with the rebuilt ones, lowest level first.
+
+    A node whose leaves already carry a finding is not reported again: one edited leaf is one
+    finding, not one per ancestor.
+    """
     derived = rebuilt.dirty_tiles()
+    flagged = sorted(f.log_index for f in report.findings if f.log_index is not None)
     seen: set[TileId] = set()
-    for tile_id, blob in stored_tiles:
+    for tile_id, blob in sorted(stored_tiles, key=lambda item: (item[0].level, item[0].index)):
         seen.add(tile_id)
         report.tiles_checked += 1
+        where = f"tile {tile_id.level}/{tile_id.index}"
         mine = derived.get(tile_id)
         if mine is None:
-            report.findings.append(Finding(f"tile {tile_id.level}/{tile_id.index}", "tile beyond the tree"))
+            report.findings.append(Finding(where, "tile beyond the tree"))
             continue
         theirs = [blob[i : i + 32] for i in range(0, len(blob), 32)]
         if len(theirs) != len(mine):
-            report.findings.append(
-                Finding(f"tile {tile_id.level}/{tile_id.index}", f"width {len(theirs)}, expected {len(mine)}")
-            )
+            report.findings.append(Finding(where, f"width {len(theirs)}, expected {len(mine)}"))
+        span = 1 << (TILE_HEIGHT * tile_id.level)
         for offset, (a, b) in enumerate(zip(theirs, mine, strict=False)):
-            if a != b:
-                node = tile_id.index * 256 + offset
-                span = 1 << (TILE_HEIGHT * tile_id.level)
-                report.findings.append(
-                    Finding(
-                        f"tile {tile_id.level}/{tile_id.index}",
-                        f"node {node} at height {TILE_HEIGHT * tile_id.level} "
-                        f"(leaves {node * span}..{(node + 1) * span - 1}) differs from the leaves",
-                        node * span,
-                    )
+            if a == b:
+                continue
+            node = tile_id.index * 256 + offset
+            first, last = node * span, (node + 1) * span - 1
+            if any(first <= i <= last for i in flagged):
+                continue
+            report.findings.append(
+                Finding(
+                    where,
+                    f"node {node} at height {TILE_HEIGHT * tile_id.level} "
+                    f"(leaves {first}..{last}) differs from the one derived from the leaves",
+                    first,
                 )
+            )
+            flagged.append(first)
     for tile_id in derived.keys() - seen:
         report.findings.append(Finding(f"tile {tile_id.level}/{tile_id.index}", "tile is missing"))
 
@@ -154,9 +164,7 @@ def _check_checkpoints(
             report.findings.append(Finding(where, "checkpoint is beyond the sequenced leaves"))
         elif derived != cp.root_hash:
             report.findings.append(
-                Finding(
-                    where, "signed root differs from the root of the stored leaves at that size", cp.size - 1
-                )
+                Finding(where, "signed root differs from the root of the stored leaves at that size")
             )
         if previous is not None and cp.size <= report.tree_size:
             try:
