@@ -145,7 +145,7 @@ def test_kill_during_sequencing_loses_nothing(
     try:
         with ledger.store.engine.connect() as conn:
             rows = conn.execute(text("SELECT id, log_index FROM record")).all()
-        index_of = {rid: index for rid, index in rows}
+        index_of = dict(rows)
         assert all(index_of.get(rid) is not None for rid in acknowledged), "an acknowledged record was lost"
         indices = sorted(index for _, index in rows)
         assert indices == list(range(len(rows))), "log indices have gaps or duplicates"
