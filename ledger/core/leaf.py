@@ -43,6 +43,7 @@ from ledger.errors import InvalidRequest, InvalidSignature
 LEAF_VERSION = 1
 SEAL_DOMAIN = b"trustledger/seal/v1\x00"
 MAX_METADATA_BYTES = 8192
+MAX_TIME_US = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z: RFC 3339 text has four-digit years
 _FIELDS = 10
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -160,8 +161,8 @@ def encode_leaf(data: LeafData) -> bytes:
         raise InvalidRequest("content hash must be 32 bytes", reason="invalid-hash")
     if data.subject_ref is not None and len(data.subject_ref) != _HASH_SIZE:
         raise InvalidRequest("subject reference must be 32 bytes", reason="invalid-subject-ref")
-    if not 0 <= data.received_at_us < 2**63:
-        raise InvalidRequest("received-at time out of range")
+    if not 0 <= data.received_at_us < MAX_TIME_US:
+        raise InvalidRequest("received-at time out of range (1970 to 9999)")
     seal_key = data.seal.public_key.raw if data.seal else b""
     seal_sig = data.seal.signature if data.seal else b""
     fields = (

@@ -1,0 +1,138 @@
+"""The frozen formats: leaf encoding, checkpoint text, receipts — golden files and round trips.
+
+The golden files in tests/vectors were produced once; if any of these tests fails after a change,
+the change breaks receipts already issued and needs a new format version instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, note_key_hash, sign_checkpoint
+from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function
+from ledger.core.hashing import tree_hasher
+from ledger.core.leaf import (
+    MAX_TIME_US,
+    LeafData,
+    RecordKind,
+    canonical_metadata,
+    decode_leaf,
+    encode_leaf,
+    format_time,
+    parse_time,
+)
+from ledger.core.receipt import Receipt, verify_receipt
+from ledger.errors import InvalidReceipt, InvalidRequest, InvalidSignature
+
+VECTORS = Path(__file__).parents[2] / "vectors"
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+leaves = st.builds(
+    LeafData,
+    kind=st.sampled_from(RecordKind),
+    hash_alg=st.sampled_from(HashAlgorithm),
+    content_hash=st.binary(min_size=32, max_size=32),
+    metadata_json=st.dictionaries(st.text(max_size=8), json_values, max_size=5).map(canonical_metadata),
+    submitter=st.text(min_size=1, max_size=30),
+    received_at_us=st.integers(0, MAX_TIME_US - 1),
+    subject_ref=st.none() | st.binary(min_size=32, max_size=32),
+)
+
+
+@given(leaves)
+def test_leaf_round_trip(data: LeafData) -> None:
+    encoded = encode_leaf(data)
+    assert decode_leaf(encoded) == data
+
+
+@given(leaves, st.binary(min_size=1, max_size=3))
+def test_leaf_with_trailing_bytes_is_refused(data: LeafData, tail: bytes) -> None:
+    with pytest.raises(InvalidRequest):
+        decode_leaf(encode_leaf(data) + tail)
+
+
+@given(leaves, leaves)
+def test_different_leaves_encode_differently(a: LeafData, b: LeafData) -> None:
+    assert (encode_leaf(a) == encode_leaf(b)) == (a == b)
+
+
+def test_leaf_golden_vectors() -> None:
+    cases = json.loads((VECTORS / "leaf_v1.json").read_text())["cases"]
+    hasher = tree_hasher(HashAlgorithm.SM3)
+    for case in cases:
+        leaf = bytes.fromhex(case["leaf"])
+        assert hasher.leaf_hash(leaf).hex() == case["sm3_leaf_hash"]
+        assert encode_leaf(decode_leaf(leaf)) == leaf
+
+
+def test_metadata_is_canonical_json() -> None:
+    assert canonical_metadata({"b": 1, "a": [1.0, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
+    assert canonical_metadata(None) == b"{}"
+    with pytest.raises(InvalidRequest):
+        canonical_metadata({"x": float("nan")})
+    with pytest.raises(InvalidRequest):  # beyond RFC 8785's exact integer range
+        canonical_metadata({"x": 2**53})
+
+
+@given(st.integers(0, MAX_TIME_US - 1))
+def test_time_text_round_trip(us: int) -> None:
+    text = format_time(us)
+    assert text.endswith("Z") and parse_time(text) == us
+
+
+def test_checkpoint_text_round_trip_and_strictness() -> None:
+    key = Sm2PrivateKey.generate()
+    root = digest_function(HashAlgorithm.SM3)(b"root")
+    checkpoint = Checkpoint("example.gov.cn/log", 12, root, HashAlgorithm.SM3, 1_795_000_000_123_456)
+    assert checkpoint.body().decode() == (
+        f"example.gov.cn/log\n12\n{base64.b64encode(root).decode()}\n"
+        "hash sm3\ntime 2026-11-18T11:06:40.123456Z\n"
+    )
+    signed = sign_checkpoint(checkpoint, "example.gov.cn/log", key)
+    parsed = SignedCheckpoint.from_text(signed.to_text())
+    assert parsed == signed
+    parsed.verify(key.public_key())
+    assert signed.key_hash == note_key_hash("example.gov.cn/log", key.public_key())
+    with pytest.raises(InvalidSignature):
+        parsed.verify(Sm2PrivateKey.generate().public_key())
+    for bad in (
+        signed.to_text().replace("\n12\n", "\n012\n"),
+        signed.to_text().replace("hash sm3", "hash md5"),
+        signed.to_text().rstrip("\n"),
+        signed.to_text() + "— other AAAA\n",
+    ):
+        with pytest.raises(InvalidRequest):
+            SignedCheckpoint.from_text(bad)
+
+
+def test_golden_receipt_still_verifies() -> None:
+    """A receipt issued by an earlier build verifies offline with the published key, forever."""
+    receipt = Receipt.from_json((VECTORS / "receipt_v1.json").read_text())
+    key = Sm2PublicKey.from_pem((VECTORS / "log_key_v1.pub").read_text())
+    result = verify_receipt(receipt, document_hash=bytes(range(32)), trusted_key=key)
+    assert result.steps == ["document", "leaf", "seal", "inclusion", "checkpoint", "key", "signature"]
+    assert result.index == 5 and result.tree_size == 6
+    assert receipt.record.metadata == {"case": "（2026）津0116执1号", "items": 3}
+
+
+def test_receipt_parse_errors_name_the_field() -> None:
+    doc = json.loads((VECTORS / "receipt_v1.json").read_text())
+    doc["inclusion"]["leaf_hash"] = "zz"
+    with pytest.raises(InvalidReceipt) as error:
+        Receipt.from_json(json.dumps(doc))
+    assert error.value.step == "parse" and "inclusion.leaf_hash" in error.value.message
+    doc = json.loads((VECTORS / "receipt_v1.json").read_text())
+    doc["version"] = 2
+    with pytest.raises(InvalidReceipt):
+        Receipt.from_json(json.dumps(doc))
