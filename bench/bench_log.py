@@ -242,7 +242,9 @@ def bench_backend(
     res.append_s = sum(batch_times)
     res.append_rate = rate(work.entries, res.append_s)
     tenth = max(1, len(batch_times) // 10)
-    res.append_rate_first10 = rate(sum(min(work.batch, work.entries) for _ in range(tenth)), sum(batch_times[:tenth]))
+    res.append_rate_first10 = rate(
+        sum(min(work.batch, work.entries) for _ in range(tenth)), sum(batch_times[:tenth])
+    )
     last_count = work.entries - (len(batch_times) - tenth) * work.batch
     res.append_rate_last10 = rate(last_count, sum(batch_times[-tenth:]))
     res.append_batch = Stats.of(batch_times)
@@ -255,7 +257,9 @@ def bench_backend(
     res.sequence_rate = rate(sequenced, res.sequence_s)
     res.checkpoint_s, checkpoint = timed(ledger.issue_checkpoint)
     if checkpoint is None or checkpoint.tree_size != work.entries:
-        res.notes.append(f"checkpoint covers {getattr(checkpoint, 'tree_size', None)}, expected {work.entries}")
+        res.notes.append(
+            f"checkpoint covers {getattr(checkpoint, 'tree_size', None)}, expected {work.entries}"
+        )
     root = checkpoint.root_hash if checkpoint is not None else b""
     ledger.store.engine.dispose()
 
@@ -300,7 +304,9 @@ def bench_backend(
         document = receipt.to_json()
         res.receipt_json_bytes = max(res.receipt_json_bytes, len(document))
         parse_verify.append(
-            timed(lambda document=document: verify_receipt(Receipt.from_json(document), trusted_key=trusted))[0]
+            timed(lambda document=document: verify_receipt(Receipt.from_json(document), trusted_key=trusted))[
+                0
+            ]
         )
         leaf_hash = bytes.fromhex(receipt.inclusion.leaf_hash)
         path = [bytes.fromhex(h) for h in receipt.inclusion.hashes]
@@ -440,6 +446,12 @@ def hash_floors(res: BaselineResult, leaves: list[bytes]) -> list[bytes]:
 
 def bench_pymerkle(res: BaselineResult, leaves: list[bytes], args: argparse.Namespace, tmp: Path) -> None:
     """pymerkle InmemoryTree and SqliteTree over the same leaf bytes."""
+    _pymerkle_inmemory(res, leaves, args)
+    gc.collect()  # the in-memory tree is gone
+    _pymerkle_sqlite(res, leaves, args, tmp)
+
+
+def _pymerkle_inmemory(res: BaselineResult, leaves: list[bytes], args: argparse.Namespace) -> None:
     import pymerkle
 
     rng = random.Random(args.seed + 99)
@@ -478,11 +490,17 @@ def bench_pymerkle(res: BaselineResult, leaves: list[bytes], args: argparse.Name
     verify_times = []
     for index, proof in sample:
         base = tree.get_leaf(index)
-        verify_times.append(timed(lambda base=base, proof=proof: pymerkle.verify_inclusion(base, root, proof))[0])
+        verify_times.append(
+            timed(lambda base=base, proof=proof: pymerkle.verify_inclusion(base, root, proof))[0]
+        )
     res.pm_verify = Stats.of(verify_times)
-    del tree
-    gc.collect()
 
+
+def _pymerkle_sqlite(res: BaselineResult, leaves: list[bytes], args: argparse.Namespace, tmp: Path) -> None:
+    import pymerkle
+
+    rng = random.Random(args.seed + 98)
+    budget = args.pymerkle_budget
     # SqliteTree -------------------------------------------------------------------------------------
     log(f"pymerkle SqliteTree: appending up to {len(leaves):,} entries in batches of 10,000")
     db = tmp / "pymerkle.db"
@@ -498,7 +516,8 @@ def bench_pymerkle(res: BaselineResult, leaves: list[bytes], args: argparse.Name
             count += len(chunk)
             if spent > budget and count < len(leaves):
                 res.notes.append(
-                    f"pymerkle SqliteTree appended only {count:,} of {len(leaves):,} entries within {budget:.0f} s"
+                    f"pymerkle SqliteTree appended only {count:,} of {len(leaves):,} entries "
+                    f"within {budget:.0f} s"
                 )
                 break
         res.pm_sqlite_entries = count
@@ -525,7 +544,9 @@ def bench_pymerkle(res: BaselineResult, leaves: list[bytes], args: argparse.Name
 # --- report -------------------------------------------------------------------------------------
 
 
-def report(results: list[BackendResult], base: BaselineResult | None, args: argparse.Namespace, n: int) -> None:
+def report(
+    results: list[BackendResult], base: BaselineResult | None, args: argparse.Namespace, n: int
+) -> None:
     """Print the tables."""
     names = [r.backend for r in results]
     at_full = n >= 1_000_000
@@ -559,7 +580,10 @@ def report(results: list[BackendResult], base: BaselineResult | None, args: argp
             proof_target,
             [(r.proof_warm.p99 <= TARGET_PROOF_P99) if (r.proof_warm and at_full) else None for r in results],
         ),
-        row("receipt generation mean / p99", [r.receipt_gen.mean_p99_ms() if r.receipt_gen else "n/a" for r in results]),
+        row(
+            "receipt generation mean / p99",
+            [r.receipt_gen.mean_p99_ms() if r.receipt_gen else "n/a" for r in results],
+        ),
         row(
             "receipt verification mean / p99",
             [r.receipt_verify.mean_p99_ms() if r.receipt_verify else "n/a" for r in results],
@@ -579,11 +603,17 @@ def report(results: list[BackendResult], base: BaselineResult | None, args: argp
     ]
     if base is not None:
         rows.append(
-            row("ours / raw SM3 hashing (append)", [fmt_ratio(r.append_rate / base.sm3_copy_rate) for r in results])
+            row(
+                "ours / raw SM3 hashing (append)",
+                [fmt_ratio(r.append_rate / base.sm3_copy_rate) for r in results],
+            )
         )
         tree_rate = rate(n, base.sm3_root_s)
         rows.append(
-            row("ours / in-memory SM3 tree (sequencing)", [fmt_ratio(r.sequence_rate / tree_rate) for r in results])
+            row(
+                "ours / in-memory SM3 tree (sequencing)",
+                [fmt_ratio(r.sequence_rate / tree_rate) for r in results],
+            )
         )
     print_table(
         f"trustledger log core, {n:,} entries, batches of {args.batch:,} (SM3 tree, SM2 checkpoints)",
@@ -602,13 +632,29 @@ def report(results: list[BackendResult], base: BaselineResult | None, args: argp
     ]
     if base.pm_mem_proof is not None:
         brow += [
-            ["pymerkle InmemoryTree append (not durable)", fmt_rate(base.pm_mem_append_rate), f"{base.pm_mem_entries:,}"],
-            ["pymerkle InmemoryTree prove_inclusion p50 / p99", base.pm_mem_proof.ms(), f"{base.pm_mem_entries:,}"],
-            ["pymerkle verify_inclusion mean / p99", base.pm_verify.mean_p99_ms() if base.pm_verify else "n/a", ""],
+            [
+                "pymerkle InmemoryTree append (not durable)",
+                fmt_rate(base.pm_mem_append_rate),
+                f"{base.pm_mem_entries:,}",
+            ],
+            [
+                "pymerkle InmemoryTree prove_inclusion p50 / p99",
+                base.pm_mem_proof.ms(),
+                f"{base.pm_mem_entries:,}",
+            ],
+            [
+                "pymerkle verify_inclusion mean / p99",
+                base.pm_verify.mean_p99_ms() if base.pm_verify else "n/a",
+                "",
+            ],
         ]
     if base.pm_sqlite_proof is not None:
         brow += [
-            ["pymerkle SqliteTree append (10k per txn)", fmt_rate(base.pm_sqlite_append_rate), f"{base.pm_sqlite_entries:,}"],
+            [
+                "pymerkle SqliteTree append (10k per txn)",
+                fmt_rate(base.pm_sqlite_append_rate),
+                f"{base.pm_sqlite_entries:,}",
+            ],
             [
                 f"pymerkle SqliteTree prove_inclusion p50 / p99 ({base.pm_sqlite_proof.count} proofs)",
                 base.pm_sqlite_proof.ms(),
@@ -616,7 +662,9 @@ def report(results: list[BackendResult], base: BaselineResult | None, args: argp
             ],
             ["pymerkle SqliteTree first (cold) proof", f"{ms(base.pm_sqlite_first_proof_s)} ms", ""],
         ]
-    print_table("baselines (same leaf bytes; pymerkle 7 uses SHA-256)", ["measure", "figure", "entries"], brow)
+    print_table(
+        "baselines (same leaf bytes; pymerkle 7 uses SHA-256)", ["measure", "figure", "entries"], brow
+    )
     if base.pm_mem_proof is None:
         return
     ratios = []
@@ -624,7 +672,10 @@ def report(results: list[BackendResult], base: BaselineResult | None, args: argp
         pm_s = base.pm_sqlite_proof
         pm_m = base.pm_mem_proof
         ratios += [
-            [f"{r.backend}: append, ours / SqliteTree", fmt_ratio(r.append_rate / base.pm_sqlite_append_rate)],
+            [
+                f"{r.backend}: append, ours / SqliteTree",
+                fmt_ratio(r.append_rate / base.pm_sqlite_append_rate),
+            ],
             [f"{r.backend}: append, ours / InmemoryTree", fmt_ratio(r.append_rate / base.pm_mem_append_rate)],
             [
                 f"{r.backend}: proof p99 cold, ours / SqliteTree (lower is better)",
@@ -636,11 +687,15 @@ def report(results: list[BackendResult], base: BaselineResult | None, args: argp
             ],
             [
                 f"{r.backend}: receipt verify mean, ours / verify_inclusion (lower is better)",
-                fmt_ratio(r.receipt_verify.mean / base.pm_verify.mean) if (r.receipt_verify and base.pm_verify) else "n/a",
+                fmt_ratio(r.receipt_verify.mean / base.pm_verify.mean)
+                if (r.receipt_verify and base.pm_verify)
+                else "n/a",
             ],
             [
                 f"{r.backend}: bare inclusion check mean, ours SM3 / pymerkle SHA-256",
-                fmt_ratio(r.bare_verify.mean / base.pm_verify.mean) if (r.bare_verify and base.pm_verify) else "n/a",
+                fmt_ratio(r.bare_verify.mean / base.pm_verify.mean)
+                if (r.bare_verify and base.pm_verify)
+                else "n/a",
             ],
         ]
     print_table("ratios against pymerkle (throughput: higher is better)", ["ratio", "value"], ratios)
@@ -648,7 +703,9 @@ def report(results: list[BackendResult], base: BaselineResult | None, args: argp
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--entries", type=int, help="records per backend (default 1,000,000; --quick 100,000)")
+    parser.add_argument(
+        "--entries", type=int, help="records per backend (default 1,000,000; --quick 100,000)"
+    )
     parser.add_argument("--backends", default="sqlite,postgres", help="comma list of sqlite, postgres")
     parser.add_argument("--quick", action="store_true", help="100,000 entries and tighter budgets")
     parser.add_argument("--batch", type=int, default=10_000, help="records per submit() call")
@@ -657,7 +714,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="any database URL on the PostgreSQL server")
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--no-pymerkle", action="store_true", help="skip pymerkle and the hashing floors")
-    parser.add_argument("--pymerkle-budget", type=float, help="seconds per pymerkle phase (default 120; quick 30)")
+    parser.add_argument(
+        "--pymerkle-budget", type=float, help="seconds per pymerkle phase (default 120; quick 30)"
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     n = args.entries or (100_000 if args.quick else 1_000_000)
@@ -696,7 +755,9 @@ def main(argv: list[str] | None = None) -> int:
                 folder = tmp / "sqlite"
                 folder.mkdir()
                 results.append(
-                    bench_backend(backend, f"sqlite:///{folder / 'ledger.db'}", work, args, key, leaves, hashes)
+                    bench_backend(
+                        backend, f"sqlite:///{folder / 'ledger.db'}", work, args, key, leaves, hashes
+                    )
                 )
             else:
                 with pg_scratch_database(args.pg_url, "log") as url:

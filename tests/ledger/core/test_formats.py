@@ -136,3 +136,9 @@ def test_receipt_parse_errors_name_the_field() -> None:
     doc["version"] = 2
     with pytest.raises(InvalidReceipt):
         Receipt.from_json(json.dumps(doc))
+
+
+def test_published_receipt_schema_is_current() -> None:
+    """docs/receipt.schema.json is the schema of the Receipt model (regenerate it on purpose only)."""
+    published = json.loads((Path(__file__).parents[3] / "docs" / "receipt.schema.json").read_text())
+    assert published == Receipt.model_json_schema()
