@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-
 from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, subject_ref
 from ledger.core.hashing import tree_hasher
@@ -43,7 +41,7 @@ from ledger.errors import (
     NotYetAvailable,
     StorageError,
 )
-from ledger.store import LogStore, SequencedBatch, StoredCheckpoint
+from ledger.store import DuplicateRecord, LogStore, SequencedBatch, StoredCheckpoint
 
 _logger = logging.getLogger(__name__)
 _FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 MiB at most
@@ -197,7 +195,7 @@ class Ledger:
             try:
                 self.store.insert_records([r for r in rows if r["id"] not in replies])
                 break
-            except sa_exc.IntegrityError as e:
+            except DuplicateRecord as e:
                 # A concurrent writer used the same idempotency key between lookup and insert.
                 if attempt == 2:
                     raise Conflict("idempotency key raced with a concurrent submission") from e

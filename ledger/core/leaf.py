@@ -100,13 +100,39 @@ class LeafData:
 
 
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 (JCS) canonical JSON. Refuses values JCS cannot represent (NaN, huge ints)."""
+    """RFC 8785 (JCS) canonical JSON. Refuses values JCS cannot represent (NaN, huge ints).
+
+    Values made only of ASCII-keyed objects, lists, strings, safe integers, booleans and null (the
+    common case) take a fast path through ``json.dumps``: for them JCS's UTF-16 key order equals
+    code-point order, no number needs ES6 formatting, and string escaping is identical. A
+    differential property test holds the fast path byte-equal to the ``rfc8785`` library.
+    """
     if isinstance(value, Mapping) and not value:
         return b"{}"
+    if _plain_json(value):
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as e:  # lone surrogates
+            raise InvalidRequest(f"value cannot be canonicalised as RFC 8785 JSON: {e}") from e
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
         raise InvalidRequest(f"value cannot be canonicalised as RFC 8785 JSON: {e}") from e
+
+
+_SAFE_INT = 2**53 - 1
+
+
+def _plain_json(value: Any) -> bool:
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INT <= value <= _SAFE_INT
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain_json(v) for v in value)
+    return False
 
 
 def canonical_metadata(metadata: Mapping[str, Any] | None) -> bytes:

@@ -222,3 +222,44 @@ def test_sha256_log_matches_pymerkle(make_ledger: LedgerFactory) -> None:
         assert stored is not None
         oracle.append_entry(stored.leaf)
     assert ledger.store.state().root_hash == oracle.get_root()
+
+
+def test_duplicate_insert_is_atomic_and_named(ledger: Ledger) -> None:
+    """A unique-key clash inside a bulk insert stores nothing and raises DuplicateRecord (both drivers)."""
+    from ledger.store import DuplicateRecord
+
+    rows = [
+        {
+            "id": f"{i:032x}",
+            "kind": "generic",
+            "submitter": "a",
+            "idempotency_key": f"k{i % 3}",
+            "request_hash": b"h",
+            "received_at_us": 1,
+            "leaf": b"l",
+            "leaf_hash": b"\x00" * 32,
+        }
+        for i in range(4)
+    ]
+    with pytest.raises(DuplicateRecord):
+        ledger.store.insert_records(rows)
+    assert ledger.store.pending_count() == 0
+
+
+def test_concurrent_same_idempotency_key(make_ledger: LedgerFactory) -> None:
+    """Two processes racing with one idempotency key end with one record, both told its id."""
+    a, b = make_ledger(), make_ledger()
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def submit(ledger: Ledger) -> None:
+        barrier.wait()
+        results.append(ledger.submit("x", [submission(1, idempotency_key="same")])[0].id)
+
+    threads = [threading.Thread(target=submit, args=(lg,)) for lg in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2 and results[0] == results[1]
+    assert a.store.pending_count() == 1

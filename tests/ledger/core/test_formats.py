@@ -21,6 +21,7 @@ from ledger.core.leaf import (
     MAX_TIME_US,
     LeafData,
     RecordKind,
+    canonical_json,
     canonical_metadata,
     decode_leaf,
     encode_leaf,
@@ -142,3 +143,35 @@ def test_published_receipt_schema_is_current() -> None:
     """docs/receipt.schema.json is the schema of the Receipt model (regenerate it on purpose only)."""
     published = json.loads((Path(__file__).parents[3] / "docs" / "receipt.schema.json").read_text())
     assert published == Receipt.model_json_schema()
+
+
+json_any = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@given(st.dictionaries(st.text(max_size=6), json_any, max_size=5))
+def test_canonical_json_fast_path_equals_rfc8785(value: dict[str, object]) -> None:
+    """The json.dumps fast path must produce exactly the bytes of the reference RFC 8785 library."""
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError):
+        with pytest.raises(InvalidRequest):
+            canonical_metadata(value)
+        return
+    assert canonical_json(value) == expected
+
+
+def test_canonical_json_escapes_like_rfc8785() -> None:
+    import rfc8785
+
+    tricky = {"k": '\u0000\u001f\u007f\u2028"\\/\n\t\b\f\r é 中 😀', "\u00e9": 1, "z": [True, None, -0]}
+    assert canonical_json(tricky) == rfc8785.dumps(tricky)
