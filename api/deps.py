@@ -17,6 +17,7 @@ from ledger.sequencer import Sequencer
 from ledger.settings import Settings
 
 _CLIENT_CACHE_S = 10.0
+_CLIENT_CACHE_MAX = 10_000
 
 
 class Role(StrEnum):
@@ -74,16 +75,22 @@ def get_client(
     if not key:
         raise Unauthorized("this operation needs an API key", reason="missing-api-key")
     digest = api_key_hash(key)
-    cache: dict[bytes, tuple[float, Client | None]] = request.app.state.client_cache
-    hit = cache.get(digest)
+    # Only known keys are cached, so random keys cannot grow the cache; entries expire so that a
+    # disabled client loses access within _CLIENT_CACHE_S.
+    cache: dict[bytes, tuple[float, Client]] = request.app.state.client_cache
     now = time.monotonic()
-    if hit is None or now - hit[0] > _CLIENT_CACHE_S:
-        found = ledger.store.client_by_key_hash(digest)
-        hit = (now, Client(found[0], Role(found[1])) if found else None)
-        cache[digest] = hit
-    if hit[1] is None:
+    hit = cache.get(digest)
+    if hit is not None and now - hit[0] <= _CLIENT_CACHE_S:
+        return hit[1]
+    found = ledger.store.client_by_key_hash(digest)
+    if found is None:
+        cache.pop(digest, None)
         raise Unauthorized("unknown or disabled API key", reason="invalid-api-key")
-    return hit[1]
+    client = Client(found[0], Role(found[1]))
+    if len(cache) >= _CLIENT_CACHE_MAX:
+        cache.clear()
+    cache[digest] = (now, client)
+    return client
 
 
 ClientDep = Annotated[Client, Depends(get_client)]

@@ -62,6 +62,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, Text, create_engine, text
 
 BENCH_DIR = Path(__file__).resolve().parent
+NODELAY = BENCH_DIR / "_nodelay.py"
+SHIPPED, FIXED = "shipped", "nodelay"
 HOST = "127.0.0.1"
 TARGET_RPS = 1_000
 BASELINE_URL_ENV = "BENCH_BASELINE_DB_URL"
@@ -336,6 +338,11 @@ def drive(
     return out
 
 
+def run_name(server: str, variant: str) -> str:
+    """Column name of a run."""
+    return server if variant == SHIPPED else f"{server}+nodelay"
+
+
 def limits(args: argparse.Namespace, bodies: list[bytes]) -> str:
     """The load's bounds, for progress lines."""
     return f"up to {len(bodies):,} requests / {args.duration:.0f} s"
@@ -376,16 +383,14 @@ def count_ids(engine: Any, table: str, ids: list[str]) -> int:
 
 
 def run_trustledger(
-    args: argparse.Namespace, url: str, tmp: Path, bodies: list[bytes], warm: list[bytes]
+    args: argparse.Namespace, url: str, tmp: Path, bodies: list[bytes], warm: list[bytes], variant: str
 ) -> RunResult:
     """trustledger serve --workers N on the scratch database."""
-    bin_dir = Path(sys.executable).parent
-    cli = str(bin_dir / "trustledger")
-    data_dir = tmp / "trustledger-data"
+    cli = str(Path(sys.executable).parent / "trustledger")
     env = {
         **os.environ,
         "TRUSTLEDGER_DATABASE_URL": url,
-        "TRUSTLEDGER_DATA_DIR": str(data_dir),
+        "TRUSTLEDGER_DATA_DIR": str(tmp / f"trustledger-data-{variant}"),
         "TRUSTLEDGER_LOG_ORIGIN": "bench.trustledger.local/http",
         "NO_PROXY": "*",
     }
@@ -400,28 +405,20 @@ def run_trustledger(
     )
     api_key = made.stdout.strip().splitlines()[-1]
     port = free_port()
-    argv = [
-        cli,
-        "serve",
-        "--workers",
-        str(args.workers),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    log(f"trustledger: starting {' '.join(argv[1:])}")
-    server = Server("trustledger serve", argv, env, tmp / "trustledger-serve.log", port)
+    serve = ["serve", "--workers", str(args.workers), "--host", HOST, "--port", str(port)]
+    serve += ["--log-level", "warning"]
+    argv = [cli, *serve] if variant == SHIPPED else [sys.executable, str(NODELAY), "trustledger", *serve]
+    name = run_name("trustledger", variant)
+    log(f"{name}: starting {' '.join(argv)}")
+    server = Server(name, argv, env, tmp / f"{name}.log", port)
     engine = create_engine(url)
     try:
         server.wait_healthy()
-        log(f"trustledger: warm-up {len(warm)} requests")
+        log(f"{name}: warm-up {len(warm)} requests")
         warmup = drive(server, api_key, warm, args, duration=60.0)
-        log(f"trustledger: load, {args.concurrency} connections, {limits(args, bodies)}")
+        log(f"{name}: load, {args.concurrency} connections, {limits(args, bodies)}")
         load = drive(server, api_key, bodies, args, duration=args.duration)
-        result = RunResult("trustledger", load, warmup)
+        result = RunResult(name, load, warmup)
         # Every accepted record must be stored; the in-server sequencer should integrate them soon.
         with engine.connect() as conn:
             result.stored_rows = conn.execute(text("SELECT count(*) FROM record")).scalar_one()
@@ -442,31 +439,33 @@ def run_trustledger(
     finally:
         engine.dispose()
         server.stop()
-        log("trustledger: server stopped")
+        log(f"{name}: server stopped")
 
 
 def run_baseline(
-    args: argparse.Namespace, url: str, tmp: Path, bodies: list[bytes], warm: list[bytes]
+    args: argparse.Namespace, url: str, tmp: Path, bodies: list[bytes], warm: list[bytes], variant: str
 ) -> RunResult:
     """The bare FastAPI + SQLAlchemy Core app with the same worker count and load."""
     engine = create_engine(url)
     _metadata.create_all(engine)
     port = free_port()
+    launcher = ["-m", "uvicorn"] if variant == SHIPPED else [str(NODELAY), "uvicorn"]
     argv = [
-        sys.executable, "-m", "uvicorn", "bench_http:create_baseline_app", "--factory",
+        sys.executable, *launcher, "bench_http:create_baseline_app", "--factory",
         "--app-dir", str(BENCH_DIR), "--host", HOST, "--port", str(port),
         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     env = {**os.environ, BASELINE_URL_ENV: url, "NO_PROXY": "*"}
-    log(f"baseline: starting uvicorn bench_http:create_baseline_app --workers {args.workers}")
-    server = Server("baseline uvicorn", argv, env, tmp / "baseline.log", port)
+    name = run_name("baseline", variant)
+    log(f"{name}: starting {' '.join(argv)}")
+    server = Server(name, argv, env, tmp / f"{name}.log", port)
     try:
         server.wait_healthy()
-        log(f"baseline: warm-up {len(warm)} requests")
+        log(f"{name}: warm-up {len(warm)} requests")
         warmup = drive(server, "unused", warm, args, duration=60.0)
-        log(f"baseline: load, {args.concurrency} connections, {limits(args, bodies)}")
+        log(f"{name}: load, {args.concurrency} connections, {limits(args, bodies)}")
         load = drive(server, "unused", bodies, args, duration=args.duration)
-        result = RunResult("bare FastAPI+SQLAlchemy", load, warmup)
+        result = RunResult(name, load, warmup)
         with engine.connect() as conn:
             result.stored_rows = conn.execute(
                 text(f"SELECT count(*) FROM {baseline_table.name}")
@@ -478,7 +477,7 @@ def run_baseline(
     finally:
         engine.dispose()
         server.stop()
-        log("baseline: server stopped")
+        log(f"{name}: server stopped")
 
 
 def report(runs: list[RunResult], args: argparse.Namespace) -> None:
@@ -488,33 +487,31 @@ def report(runs: list[RunResult], args: argparse.Namespace) -> None:
     def cells(fn: Any) -> list[str]:
         return [fn(r) for r in runs]
 
+    def problems(r: RunResult) -> str:
+        found = [f"{k}x{v}" for k, v in sorted(r.load.statuses.items()) if k != 202]
+        found += [f"{k}x{v}" for k, v in r.load.errors.items()]
+        return ", ".join(found) or "none"
+
+    def sequenced(r: RunResult) -> str:
+        if r.sequenced < 0:
+            return "n/a"
+        return f"{r.sequenced:,} ({r.sequenced_after_s:.1f} s after load)"
+
     stats = {r.name: Stats.of(r.load.latencies) for r in runs}
     rps = {r.name: rate(r.load.accepted, r.load.wall_s) for r in runs}
+    ours_verdicts = " ".join(
+        verdict(rps[r.name] >= TARGET_RPS) for r in runs if r.name.startswith("trustledger")
+    )
     rows = [
         ["requests sent (measured)", *cells(lambda r: f"{r.load.sent:,}"), "", ""],
         ["accepted (202)", *cells(lambda r: f"{r.load.accepted:,}"), "", ""],
-        [
-            "other statuses / client errors",
-            *cells(
-                lambda r: (
-                    ", ".join(
-                        [f"{k}x{v}" for k, v in sorted(r.load.statuses.items()) if k != 202]
-                        + [f"{k}x{v}" for k, v in r.load.errors.items()]
-                    )
-                    or "none"
-                )
-            ),
-            "",
-            "",
-        ],
+        ["other statuses / client errors", *cells(problems), "", ""],
         ["measured wall time", *cells(lambda r: f"{r.load.wall_s:.1f} s"), "", ""],
         [
             "throughput (accepted records/s)",
             *cells(lambda r: fmt_rate(rps[r.name])),
             f">= {TARGET_RPS:,} rec/s",
-            " ".join(
-                verdict(rps[r.name] >= TARGET_RPS) if r.name == "trustledger" else "" for r in runs
-            ).strip(),
+            ours_verdicts,
         ],
         ["latency p50 / p99", *cells(lambda r: stats[r.name].ms()), "", ""],
         [
@@ -536,28 +533,27 @@ def report(runs: list[RunResult], args: argparse.Namespace) -> None:
             " ".join(verdict(r.ids_found == r.accepted_total) for r in runs),
         ],
         ["rows in table", *cells(lambda r: f"{r.stored_rows:,}"), "", ""],
-        [
-            "sequenced by the in-server sequencer",
-            *cells(
-                lambda r: (
-                    f"{r.sequenced:,} ({r.sequenced_after_s:.1f} s after load)" if r.sequenced >= 0 else "n/a"
-                )
-            ),
-            "",
-            "",
-        ],
+        ["sequenced by the in-server sequencer", *cells(sequenced), "", ""],
     ]
-    if "trustledger" in rps and len(runs) > 1:
-        base = [r for r in runs if r.name != "trustledger"][0]
-        rows.append(
-            ["trustledger / baseline throughput", fmt_ratio(rps["trustledger"] / rps[base.name]), "", "", ""]
-        )
+    for variant in (SHIPPED, FIXED):
+        ours, base = run_name("trustledger", variant), run_name("baseline", variant)
+        if ours in rps and base in rps:
+            ratio = fmt_ratio(rps[ours] / rps[base])
+            rows.append([f"{ours} / {base} throughput", *(ratio if n == ours else "" for n in names), "", ""])
     print_table(
-        f"HTTP POST /v1/records, {args.workers} uvicorn workers each, {args.concurrency} concurrent "
+        f"HTTP POST /v1/records, {args.workers} uvicorn workers per server, {args.concurrency} concurrent "
         f"connections, client={args.client} (load generator on the same {os.cpu_count()} cores)",
         ["measure", *names, "target", "verdict"],
         rows,
     )
+    print(
+        "baseline = bare FastAPI app in bench_http.py, one SQLAlchemy Core INSERT per request, same PG server"
+    )
+    if any(r.name.endswith("+nodelay") for r in runs):
+        print(
+            "+nodelay = the same server started through bench/_nodelay.py, which gives uvicorn's multi-worker"
+            " listener proto=IPPROTO_TCP so asyncio sets TCP_NODELAY (uvicorn issue #3149)"
+        )
     for r in runs:
         for note in r.notes:
             print(f"note: {r.name}: {note}")
@@ -570,11 +566,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds at most")
     parser.add_argument("--warmup", type=int, default=500, help="warm-up requests (not measured)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes per server")
-    parser.add_argument("--client", choices=("httpx", "raw"), default="httpx", help="load generator")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: raw = minimal asyncio HTTP/1.1 client (default; ~0.1 ms CPU per request); "
+        "httpx = httpx.AsyncClient (~0.9 ms CPU per request, ~3.5 ms with 48 pooled connections here)",
+    )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="any database URL on the PostgreSQL server")
     parser.add_argument("--only", choices=("trustledger", "baseline"), help="run one server only")
+    parser.add_argument(
+        "--variants",
+        default=f"{SHIPPED},{FIXED}",
+        help=f"{SHIPPED}: the servers started normally; {FIXED}: the same through bench/_nodelay.py, "
+        "which restores TCP_NODELAY on uvicorn's multi-worker listener (uvicorn issue #3149)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not variants or set(variants) - {SHIPPED, FIXED}:
+        parser.error(f"--variants takes {SHIPPED} and/or {FIXED}")
 
     def on_term(signum: int, _frame: Any) -> None:
         raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
@@ -584,14 +595,16 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tl-bench-http-"))
     runs: list[RunResult] = []
     try:
-        if args.only in (None, "trustledger"):
-            bodies, warm = make_bodies(args.requests, args.seed), make_bodies(args.warmup, args.seed + 1)
-            with pg_scratch_database(args.pg_url, "http") as url:
-                runs.append(run_trustledger(args, url, tmp, bodies, warm))
-        if args.only in (None, "baseline"):
-            bodies, warm = make_bodies(args.requests, args.seed + 2), make_bodies(args.warmup, args.seed + 3)
-            with pg_scratch_database(args.pg_url, "httpbase") as url:
-                runs.append(run_baseline(args, url, tmp, bodies, warm))
+        for number, variant in enumerate(variants):
+            seed = args.seed + 10 * number
+            if args.only in (None, "trustledger"):
+                bodies, warm = make_bodies(args.requests, seed), make_bodies(args.warmup, seed + 1)
+                with pg_scratch_database(args.pg_url, "http") as url:
+                    runs.append(run_trustledger(args, url, tmp, bodies, warm, variant))
+            if args.only in (None, "baseline"):
+                bodies, warm = make_bodies(args.requests, seed + 2), make_bodies(args.warmup, seed + 3)
+                with pg_scratch_database(args.pg_url, "httpbase") as url:
+                    runs.append(run_baseline(args, url, tmp, bodies, warm, variant))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report(runs, args)
