@@ -31,7 +31,7 @@ from ledger.core.leaf import (
 )
 from ledger.core.merkle import consistency_proof, inclusion_proof, root_hash
 from ledger.core.receipt import Receipt, ReceiptInclusion, ReceiptLog, receipt_record
-from ledger.core.tiles import TILE_WIDTH, TileId, TileNodeReader
+from ledger.core.tiles import TILE_WIDTH, TileId, TileNodeReader, tiles_for_inclusion
 from ledger.errors import (
     Conflict,
     InvalidRequest,
@@ -50,6 +50,15 @@ _FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 
 def now_us() -> int:
     """The wall clock in microseconds since the Unix epoch."""
     return time.time_ns() // 1000
+
+
+def new_record_id(now_us: int) -> str:
+    """A record id: 14 hex digits of time, then 128 random bits (32 hex digits).
+
+    The random part makes ids unguessable read capabilities; the time prefix keeps inserts into
+    the id index local (random ids made bulk intake slow down as the table grew).
+    """
+    return f"{now_us & 0xFFFF_FFFF_FFFF_FF:014x}{secrets.token_hex(16)}"
 
 
 class RecordStatus(StrEnum):
@@ -173,7 +182,7 @@ class Ledger:
             leaf_hash = self.hasher.leaf_hash(leaf)
             rows.append(
                 {
-                    "id": secrets.token_hex(16),
+                    "id": new_record_id(received),
                     "kind": data.kind.value,
                     "submitter": submitter,
                     "idempotency_key": sub.idempotency_key,
@@ -394,8 +403,19 @@ class Ledger:
             checkpoint=latest.note,
         )
 
-    def _node_reader(self, size: int) -> TileNodeReader:
-        return TileNodeReader(self.hasher, self._fetch_tiles, size)
+    def _node_reader(self, size: int, *near: int) -> TileNodeReader:
+        """A node reader at ``size`` with the tiles around leaves ``near`` fetched in one query.
+
+        Raises LookupError unless the log has ``size`` leaves: a proof need not read the leaf it
+        is about, so a proof for a leaf past the end could otherwise be built.
+        """
+        reader = TileNodeReader(self.hasher, self._fetch_tiles, size)
+        wanted: set[TileId] = set()
+        for index in (*near, size - 1):
+            wanted.update(tiles_for_inclusion(index, size))
+        reader.prefetch(wanted)
+        reader.read_node(0, size - 1)
+        return reader
 
     def _fetch_tiles(self, ids: Sequence[TileId]) -> Mapping[TileId, Sequence[bytes]]:
         found: dict[TileId, Sequence[bytes]] = {}
@@ -424,20 +444,47 @@ class Ledger:
         return int(self.store.state().size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` (O(log n) tile reads)."""
-        if not 0 <= index < size <= self.current_size():
+        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` (one tile query).
+
+        A size beyond the sequenced tree shows as tiles that are missing or too narrow, so no
+        separate size query is needed.
+        """
+        if not 0 <= index < size:
             raise InvalidRequest(f"no leaf {index} in a tree of size {size}", reason="invalid-proof-request")
-        return inclusion_proof(self.hasher, index, size, self._node_reader(size).read_node)
+        try:
+            return inclusion_proof(self.hasher, index, size, self._node_reader(size, index).read_node)
+        except LookupError as e:
+            raise InvalidRequest(
+                f"the log has fewer than {size} leaves", reason="invalid-proof-request"
+            ) from e
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 9162 consistency proof between tree sizes ``first`` <= ``second``."""
-        if not 0 <= first <= second <= self.current_size():
+        if not 0 <= first <= second:
             raise InvalidRequest(
-                f"cannot prove consistency from {first} to {second} (tree size {self.current_size()})",
-                reason="invalid-proof-request",
+                f"cannot prove consistency from {first} to {second}", reason="invalid-proof-request"
             )
-        return consistency_proof(self.hasher, first, second, self._node_reader(second).read_node)
+        if first in (0, second):
+            if second > self.current_size():
+                raise InvalidRequest(
+                    f"the log has fewer than {second} leaves", reason="invalid-proof-request"
+                )
+            return []
+        try:
+            reader = self._node_reader(second, first - 1)
+            return consistency_proof(self.hasher, first, second, reader.read_node)
+        except LookupError as e:
+            raise InvalidRequest(
+                f"the log has fewer than {second} leaves", reason="invalid-proof-request"
+            ) from e
 
     def root_at(self, size: int) -> bytes:
         """The root hash of the tree at ``size`` (from stored tiles)."""
-        return root_hash(self.hasher, size, self._node_reader(size).read_node)
+        if size == 0:
+            return self.hasher.empty_root()
+        try:
+            return root_hash(self.hasher, size, self._node_reader(size).read_node)
+        except LookupError as e:
+            raise InvalidRequest(
+                f"the log has fewer than {size} leaves", reason="invalid-proof-request"
+            ) from e

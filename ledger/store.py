@@ -66,7 +66,7 @@ class RecordRow(SQLModel, table=True):
 
     __tablename__ = "record"
     seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
-    id: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     log_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, unique=True))
     kind: str = Field(sa_column=Column(String(32), nullable=False))
     submitter: str = Field(sa_column=Column(String(128), nullable=False))
@@ -224,7 +224,8 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per checkout; recycled connections cover server restarts.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 class LogStore:

@@ -305,3 +305,20 @@ def tile_path(tile: TileId, width: int) -> str:
     if width < TILE_WIDTH:
         path += f".p/{width}"
     return path
+
+
+def tiles_for_inclusion(index: int, size: int) -> list[TileId]:
+    """The tiles an inclusion proof of ``index`` at ``size`` reads (prefetch them in one query).
+
+    On every tile level, the leaf's ancestors and their siblings share one tile; the right edge
+    of the tree lives in the rightmost tiles.
+    """
+    if not 0 <= index < size:
+        raise ValueError(f"index {index} is not in a tree of size {size}")
+    wanted = {tile for tile, _ in tiles_for_size(size)}
+    wanted.add(TileId(0, (size - 1) >> TILE_HEIGHT))  # the last leaf: proves the tree has ``size``
+    level = 0
+    while (size - 1) >> (TILE_HEIGHT * level):
+        wanted.add(TileId(level, index >> (TILE_HEIGHT * (level + 1))))
+        level += 1
+    return sorted(wanted)

@@ -47,7 +47,7 @@ def test_notarize_and_verify_receipt(api: Api) -> None:
     )
     assert response.status_code == 202, response.text
     accepted = response.json()
-    assert accepted["status"] == "accepted" and len(accepted["id"]) == 32
+    assert accepted["status"] == "accepted" and len(accepted["id"]) == 46
     pending = api.client.get(f"/v1/records/{accepted['id']}/receipt")
     assert_problem(pending, 409, "receipt-pending")
     assert pending.headers["retry-after"]

@@ -27,7 +27,8 @@ def submission(i: int = 0, **kwargs: object) -> Submission:
 def test_submit_sequence_checkpoint_receipt(ledger: Ledger) -> None:
     accepted = ledger.submit("approvals", [submission(i, metadata={"n": i}) for i in range(300)])
     assert len({a.id for a in accepted}) == 300
-    assert all(len(bytes.fromhex(a.id)) == 16 for a in accepted)
+    assert all(len(bytes.fromhex(a.id)) == 23 for a in accepted)  # 7 bytes of time, 16 random
+    assert len({a.id[14:] for a in accepted}) == 300
     assert ledger.record(accepted[0].id).status is RecordStatus.PENDING
     with pytest.raises(NotYetAvailable):
         ledger.receipt(accepted[0].id)

@@ -30,6 +30,7 @@ from ledger.core.tiles import (
     tile_for_node,
     tile_path,
     tile_width,
+    tiles_for_inclusion,
     tiles_for_size,
 )
 
@@ -324,4 +325,29 @@ def test_reader_prefetch_batches_fetches() -> None:
     reader.prefetch([tile for tile, _ in tiles_for_size(1000)])
     assert (fetch.calls, fetch.tiles) == (1, 2)
     assert root_hash(H, 1000, reader.read_node) == H.root_of(hashes)
+    assert fetch.calls == 1
+
+
+@pytest.fixture(scope="module")
+def large_store() -> tuple[Store, int]:
+    """70,000 leaves in tiles (three tile levels)."""
+    size = 70_000
+    store: Store = {}
+    write_in_batches(FAST, leaf_hashes(FAST, size), [], store)
+    return store, size
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_prefetch_for_inclusion_covers_every_tile_a_proof_reads(
+    large_store: tuple[Store, int], data: st.DataObject
+) -> None:
+    """After prefetching tiles_for_inclusion, an inclusion proof needs no further tile query."""
+    full, full_size = large_store
+    size = data.draw(st.integers(1, full_size))
+    index = data.draw(st.integers(0, size - 1))
+    fetch = FetchCounter(truncated(full, size))
+    reader = TileNodeReader(FAST, fetch, size)
+    reader.prefetch(tiles_for_inclusion(index, size))
+    inclusion_proof(FAST, index, size, reader.read_node)
     assert fetch.calls == 1
