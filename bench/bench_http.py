@@ -229,6 +229,8 @@ class LoadResult:
     sent: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    server_cpu_s: float = float("nan")
+    postgres_cpu_s: float = float("nan")
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -327,6 +329,7 @@ def drive(
     """Send ``bodies`` (or until ``duration``) with ``args.concurrency`` connections."""
     out = LoadResult()
     feed = _Feed(bodies, duration)
+    server0, postgres0 = process_cpu(server.proc.pid)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if args.client == "raw":
         asyncio.run(_raw_load(server.port, api_key, feed, args.concurrency, out))
@@ -334,8 +337,39 @@ def drive(
         asyncio.run(_httpx_load(server.base_url, api_key, feed, args.concurrency, out))
     out.wall_s = time.perf_counter() - wall0
     out.cpu_s = time.process_time() - cpu0
+    server1, postgres1 = process_cpu(server.proc.pid)
+    out.server_cpu_s, out.postgres_cpu_s = server1 - server0, postgres1 - postgres0
     out.sent = feed.position
     return out
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(process_group: int) -> tuple[float, float]:
+    """CPU seconds (user + system) so far of a process group, and of all ``postgres`` processes.
+
+    Linux /proc only (nan elsewhere); processes that exited in between are not counted.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return float("nan"), float("nan")
+    group = postgres = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = int(fields[11]) + int(fields[12])
+        if int(fields[2]) == process_group:
+            group += ticks
+        elif comm == "postgres":
+            postgres += ticks
+    return group / _CLOCK_TICKS, postgres / _CLOCK_TICKS
 
 
 def run_name(server: str, variant: str) -> str:
@@ -480,6 +514,11 @@ def run_baseline(
         log(f"{name}: server stopped")
 
 
+def per_request(seconds: float, count: int) -> str:
+    """Milliseconds per item."""
+    return f"{seconds / count * 1e3:.2f}" if count and seconds == seconds else "n/a"
+
+
 def report(runs: list[RunResult], args: argparse.Namespace) -> None:
     """Print the table."""
     names = [r.name for r in runs]
@@ -517,6 +556,18 @@ def report(runs: list[RunResult], args: argparse.Namespace) -> None:
         [
             "latency mean / max",
             *cells(lambda r: f"{stats[r.name].mean * 1e3:.1f} / {stats[r.name].max * 1e3:.1f} ms"),
+            "",
+            "",
+        ],
+        [
+            "server CPU per accepted request",
+            *cells(lambda r: f"{per_request(r.load.server_cpu_s, r.load.accepted)} ms"),
+            "",
+            "",
+        ],
+        [
+            "PostgreSQL CPU per accepted request",
+            *cells(lambda r: f"{per_request(r.load.postgres_cpu_s, r.load.accepted)} ms"),
             "",
             "",
         ],

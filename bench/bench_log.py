@@ -56,7 +56,18 @@ from _common import (
     rate,
     verdict,
 )
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
 
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, digest_function
 from ledger.core.hashing import tree_hasher
@@ -192,8 +203,7 @@ class BackendResult:
     receipt_parse_verify: Stats | None = None
     bare_verify: Stats | None = None
     receipt_json_bytes: int = 0
-    floor_insert_s: float = math.nan
-    floor_insert_rate: float = math.nan
+    floor_rates: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -323,23 +333,51 @@ def bench_backend(
     res.bare_verify = Stats.of(bare)
     fresh.store.engine.dispose()
 
-    # 5. raw floor: bare executemany into a plain table, same engine settings ------------------------
-    log(f"{backend}: raw floor: bare SQLAlchemy executemany of {work.entries:,} rows into a plain table")
-    res.floor_insert_s = floor_insert(url, work, floor_leaves, floor_hashes)
-    res.floor_insert_rate = rate(work.entries, res.floor_insert_s)
+    # 5. raw floors: the same rows into plain tables, same engine settings ---------------------------
+    for variant in FLOORS:
+        log(f"{backend}: {FLOORS[variant]}: {work.entries:,} rows")
+        res.floor_rates[variant] = rate(
+            work.entries, floor_insert(url, work, floor_leaves, floor_hashes, variant)
+        )
     return res
 
 
-def floor_insert(url: str, work: Workload, leaves: list[bytes], hashes: list[bytes]) -> float:
-    """Seconds to insert the same rows (batches of ``work.batch``, one transaction each)."""
+FLOOR_COLUMNS = (
+    "id",
+    "kind",
+    "submitter",
+    "idempotency_key",
+    "request_hash",
+    "received_at_us",
+    "leaf",
+    "leaf_hash",
+)
+FLOORS = {
+    "sqlalchemy": "raw floor: SQLAlchemy Core executemany, plain table",
+    "driver": "raw floor: driver bulk (COPY / sqlite3), plain table",
+    "driver+indexes": "raw floor: driver bulk, record table's indexes",
+}
+
+
+def floor_insert(url: str, work: Workload, leaves: list[bytes], hashes: list[bytes], variant: str) -> float:
+    """Seconds to insert the same rows (batches of ``work.batch``, one transaction each).
+
+    ``sqlalchemy``: ``conn.execute(table.insert(), rows)``, the brief's bare executemany;
+    ``driver``: the DB-API driver directly (PostgreSQL ``COPY``, sqlite3 ``executemany``);
+    ``driver+indexes``: the same into a table with the record table's unique/partial indexes
+    (random 128-bit ``id``, ``log_index``, idempotency key, pending), to show what they cost.
+    """
     engine = make_engine(url)  # same durability settings as the ledger (WAL/FULL on SQLite)
     metadata = MetaData()
     big = BigInteger().with_variant(Integer(), "sqlite")
+    indexed = variant == "driver+indexes"
+    name = f"bench_floor_{variant.replace('+', '_')}"
     plain = Table(
-        "bench_plain_record",
+        name,
         metadata,
         Column("seq", big, primary_key=True, autoincrement=True),
-        Column("id", String(40), nullable=False),
+        Column("id", String(40), nullable=False, unique=indexed),
+        Column("log_index", BigInteger, nullable=True, unique=indexed),
         Column("kind", String(32), nullable=False),
         Column("submitter", String(128), nullable=False),
         Column("idempotency_key", String(200)),
@@ -348,34 +386,50 @@ def floor_insert(url: str, work: Workload, leaves: list[bytes], hashes: list[byt
         Column("leaf", LargeBinary, nullable=False),
         Column("leaf_hash", LargeBinary, nullable=False),
     )
+    if indexed:
+        UniqueConstraint(plain.c.submitter, plain.c.idempotency_key)
+        Index(
+            f"ix_{name}_pending",
+            plain.c.seq,
+            sqlite_where=text("log_index IS NULL"),
+            postgresql_where=text("log_index IS NULL"),
+        )
     metadata.create_all(engine)
     kinds = [k.value for k in KINDS]
+    columns = ", ".join(FLOOR_COLUMNS)
     total = 0.0
     try:
         for number in range(work.batches):
             start = number * work.batch
             end = min(work.entries, start + work.batch)
+            received = 1_780_000_000_000_000 + number
             rows = [
-                {
-                    "id": secrets.token_hex(16),
-                    "kind": kinds[i % 3],
-                    "submitter": SUBMITTER,
-                    "idempotency_key": None,
-                    "request_hash": None,
-                    "received_at_us": 1_780_000_000_000_000 + number,
-                    "leaf": leaves[i],
-                    "leaf_hash": hashes[i],
-                }
+                (secrets.token_hex(16), kinds[i % 3], SUBMITTER, None, None, received, leaves[i], hashes[i])
                 for i in range(start, end)
             ]
-            t0 = time.perf_counter()
-            with engine.begin() as conn:
-                conn.execute(plain.insert(), rows)
+            if variant == "sqlalchemy":
+                dicts = [dict(zip(FLOOR_COLUMNS, row, strict=True)) for row in rows]
+                t0 = time.perf_counter()
+                with engine.begin() as conn:
+                    conn.execute(plain.insert(), dicts)
+            else:
+                t0 = time.perf_counter()
+                with engine.begin() as conn:
+                    if engine.dialect.name == "postgresql":
+                        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                        with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+                            for row in rows:
+                                copy.write_row(row)
+                    else:
+                        marks = ", ".join("?" * len(FLOOR_COLUMNS))
+                        conn.exec_driver_sql(f"INSERT INTO {name} ({columns}) VALUES ({marks})", rows)
             total += time.perf_counter() - t0
         with engine.connect() as conn:
-            stored = conn.execute(text("SELECT count(*) FROM bench_plain_record")).scalar_one()
+            stored = conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
         if stored != work.entries:
-            raise AssertionError(f"plain table holds {stored} rows, expected {work.entries}")
+            raise AssertionError(f"{name} holds {stored} rows, expected {work.entries}")
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE {name}"))
     finally:
         engine.dispose()
     return total
@@ -598,9 +652,15 @@ def report(
             "  bare SM3 inclusion check only",
             [r.bare_verify.mean_p99_ms() if r.bare_verify else "n/a" for r in results],
         ),
-        row("raw floor: plain executemany insert", [fmt_rate(r.floor_insert_rate) for r in results]),
-        row("ours / raw floor (append)", [fmt_ratio(r.append_rate / r.floor_insert_rate) for r in results]),
     ]
+    for variant, label in FLOORS.items():
+        rows.append(row(label, [fmt_rate(r.floor_rates.get(variant, math.nan)) for r in results]))
+        rows.append(
+            row(
+                "  ours / this floor (append)",
+                [fmt_ratio(r.append_rate / r.floor_rates.get(variant, math.nan)) for r in results],
+            )
+        )
     if base is not None:
         rows.append(
             row(

@@ -25,7 +25,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -67,7 +66,7 @@ class RecordRow(SQLModel, table=True):
     __tablename__ = "record"
     seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
     id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-    log_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, unique=True))
+    log_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     kind: str = Field(sa_column=Column(String(32), nullable=False))
     submitter: str = Field(sa_column=Column(String(128), nullable=False))
     idempotency_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
@@ -76,8 +75,24 @@ class RecordRow(SQLModel, table=True):
     leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
+    # Partial unique indexes: most rows have no idempotency key, and no row has a log index when
+    # it is inserted, so indexing their NULLs would only slow intake.
     __table_args__ = (
-        UniqueConstraint("submitter", "idempotency_key", name="uq_record_idempotency"),
+        Index(
+            "uq_record_idempotency",
+            "submitter",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index(
+            "uq_record_log_index",
+            "log_index",
+            unique=True,
+            sqlite_where=text("log_index IS NOT NULL"),
+            postgresql_where=text("log_index IS NOT NULL"),
+        ),
         Index(
             "ix_record_pending",
             "seq",
