@@ -168,6 +168,10 @@ def verify_seal(data: LeafData) -> None:
         )
 
 
+_VERSION_BYTE = bytes([LEAF_VERSION])
+_ASCII: dict[StrEnum, bytes] = {e: e.value.encode() for e in (*RecordKind, *HashAlgorithm)}
+
+
 def encode_leaf(data: LeafData) -> bytes:
     """Encode ``data`` as leaf bytes (format v1, see the module docstring)."""
     if len(data.content_hash) != _HASH_SIZE:
@@ -179,8 +183,8 @@ def encode_leaf(data: LeafData) -> bytes:
     seal_key = data.seal.public_key.raw if data.seal else b""
     seal_sig = data.seal.signature if data.seal else b""
     fields = (
-        data.kind.value.encode(),
-        data.hash_alg.value.encode(),
+        _ASCII[data.kind],
+        _ASCII[data.hash_alg],
         data.content_hash,
         data.metadata_json,
         data.submitter.encode(),
@@ -190,7 +194,11 @@ def encode_leaf(data: LeafData) -> bytes:
         seal_sig,
         b"",
     )
-    return bytes([LEAF_VERSION]) + b"".join(_U32.pack(len(f)) + f for f in fields)
+    out = bytearray(_VERSION_BYTE)  # appending to a bytearray is the fastest build measured here
+    for value in fields:
+        out += _U32.pack(len(value))
+        out += value
+    return bytes(out)
 
 
 def decode_leaf(leaf: bytes) -> LeafData:
