@@ -170,3 +170,31 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
             )
         )
     print(line, flush=True)
+
+
+def code_version() -> str:
+    """The repository commit being measured, and whether ledger/ or api/ differ from it."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "ledger", "api"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "code: unknown (no git)"
+    return f"code: commit {commit}" + (" + uncommitted changes in ledger/ or api/" if dirty else "")

@@ -47,6 +47,7 @@ import httpx
 from _common import (
     DEFAULT_PG_URL,
     Stats,
+    code_version,
     fmt_rate,
     fmt_ratio,
     log,
@@ -372,6 +373,11 @@ def process_cpu(process_group: int) -> tuple[float, float]:
     return group / _CLOCK_TICKS, postgres / _CLOCK_TICKS
 
 
+def one_connection(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with a single connection."""
+    return argparse.Namespace(**{**vars(args), "concurrency": 1})
+
+
 def run_name(server: str, variant: str) -> str:
     """Column name of a run."""
     return server if variant == SHIPPED else f"{server}+nodelay"
@@ -392,6 +398,7 @@ class RunResult:
     name: str
     load: LoadResult
     warmup: LoadResult
+    serial: LoadResult
     stored_rows: int = -1
     ids_found: int = -1
     sequenced: int = -1
@@ -401,7 +408,12 @@ class RunResult:
     @property
     def accepted_total(self) -> int:
         """Accepted in warm-up and measurement."""
-        return self.load.accepted + self.warmup.accepted
+        return self.load.accepted + self.warmup.accepted + self.serial.accepted
+
+    @property
+    def accepted_ids(self) -> list[str]:
+        """Every id answered with 202."""
+        return self.warmup.ids + self.load.ids + self.serial.ids
 
 
 def count_ids(engine: Any, table: str, ids: list[str]) -> int:
@@ -417,7 +429,13 @@ def count_ids(engine: Any, table: str, ids: list[str]) -> int:
 
 
 def run_trustledger(
-    args: argparse.Namespace, url: str, tmp: Path, bodies: list[bytes], warm: list[bytes], variant: str
+    args: argparse.Namespace,
+    url: str,
+    tmp: Path,
+    bodies: list[bytes],
+    warm: list[bytes],
+    serial: list[bytes],
+    variant: str,
 ) -> RunResult:
     """trustledger serve --workers N on the scratch database."""
     cli = str(Path(sys.executable).parent / "trustledger")
@@ -452,11 +470,13 @@ def run_trustledger(
         warmup = drive(server, api_key, warm, args, duration=60.0)
         log(f"{name}: load, {args.concurrency} connections, {limits(args, bodies)}")
         load = drive(server, api_key, bodies, args, duration=args.duration)
-        result = RunResult(name, load, warmup)
+        log(f"{name}: {len(serial)} requests on one connection (latency without queueing)")
+        probe = drive(server, api_key, serial, one_connection(args), duration=10.0)
+        result = RunResult(name, load, warmup, probe)
         # Every accepted record must be stored; the in-server sequencer should integrate them soon.
         with engine.connect() as conn:
             result.stored_rows = conn.execute(text("SELECT count(*) FROM record")).scalar_one()
-        result.ids_found = count_ids(engine, "record", warmup.ids + load.ids)
+        result.ids_found = count_ids(engine, "record", result.accepted_ids)
         waited = time.perf_counter()
         while True:
             with engine.connect() as conn:
@@ -477,7 +497,13 @@ def run_trustledger(
 
 
 def run_baseline(
-    args: argparse.Namespace, url: str, tmp: Path, bodies: list[bytes], warm: list[bytes], variant: str
+    args: argparse.Namespace,
+    url: str,
+    tmp: Path,
+    bodies: list[bytes],
+    warm: list[bytes],
+    serial: list[bytes],
+    variant: str,
 ) -> RunResult:
     """The bare FastAPI + SQLAlchemy Core app with the same worker count and load."""
     engine = create_engine(url)
@@ -499,12 +525,14 @@ def run_baseline(
         warmup = drive(server, "unused", warm, args, duration=60.0)
         log(f"{name}: load, {args.concurrency} connections, {limits(args, bodies)}")
         load = drive(server, "unused", bodies, args, duration=args.duration)
-        result = RunResult(name, load, warmup)
+        log(f"{name}: {len(serial)} requests on one connection (latency without queueing)")
+        probe = drive(server, "unused", serial, one_connection(args), duration=10.0)
+        result = RunResult(name, load, warmup, probe)
         with engine.connect() as conn:
             result.stored_rows = conn.execute(
                 text(f"SELECT count(*) FROM {baseline_table.name}")
             ).scalar_one()
-        result.ids_found = count_ids(engine, baseline_table.name, warmup.ids + load.ids)
+        result.ids_found = count_ids(engine, baseline_table.name, result.accepted_ids)
         if server.proc.poll() is not None:
             result.notes.append(f"server exited during the run: {server.tail()}")
         return result
@@ -556,6 +584,16 @@ def report(runs: list[RunResult], args: argparse.Namespace) -> None:
         [
             "latency mean / max",
             *cells(lambda r: f"{stats[r.name].mean * 1e3:.1f} / {stats[r.name].max * 1e3:.1f} ms"),
+            "",
+            "",
+        ],
+        [
+            "1 connection: records/s, p50 / p99",
+            *cells(
+                lambda r: (
+                    f"{rate(r.serial.accepted, r.serial.wall_s):,.0f}/s, {Stats.of(r.serial.latencies).ms()}"
+                )
+            ),
             "",
             "",
         ],
@@ -616,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20_000, help="measured requests at most")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds at most")
     parser.add_argument("--warmup", type=int, default=500, help="warm-up requests (not measured)")
+    parser.add_argument("--serial", type=int, default=200, help="requests on one connection after the load")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes per server")
     parser.add_argument(
         "--client",
@@ -643,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     print(f"bench_http: {sys.platform}, cpus={os.cpu_count()}, server: {pg_server_info(args.pg_url)}")
+    print(code_version())
     tmp = Path(tempfile.mkdtemp(prefix="tl-bench-http-"))
     runs: list[RunResult] = []
     try:
@@ -650,12 +690,14 @@ def main(argv: list[str] | None = None) -> int:
             seed = args.seed + 10 * number
             if args.only in (None, "trustledger"):
                 bodies, warm = make_bodies(args.requests, seed), make_bodies(args.warmup, seed + 1)
+                serial = make_bodies(args.serial, seed + 4)
                 with pg_scratch_database(args.pg_url, "http") as url:
-                    runs.append(run_trustledger(args, url, tmp, bodies, warm, variant))
+                    runs.append(run_trustledger(args, url, tmp, bodies, warm, serial, variant))
             if args.only in (None, "baseline"):
                 bodies, warm = make_bodies(args.requests, seed + 2), make_bodies(args.warmup, seed + 3)
+                serial = make_bodies(args.serial, seed + 5)
                 with pg_scratch_database(args.pg_url, "httpbase") as url:
-                    runs.append(run_baseline(args, url, tmp, bodies, warm, variant))
+                    runs.append(run_baseline(args, url, tmp, bodies, warm, serial, variant))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report(runs, args)

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from typing import Any
 from _common import (
     DEFAULT_PG_URL,
     Stats,
+    code_version,
     fmt_rate,
     fmt_ratio,
     log,
@@ -59,13 +61,11 @@ from _common import (
 from sqlalchemy import (
     BigInteger,
     Column,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
-    UniqueConstraint,
     text,
 )
 
@@ -225,8 +225,10 @@ def bench_backend(
     key: Sm2PrivateKey,
     floor_leaves: list[bytes],
     floor_hashes: list[bytes],
+    fresh_database: Callable[[], AbstractContextManager[str]],
 ) -> BackendResult:
-    """All ledger measurements on one backend, then the raw insert floor on the same database."""
+    """All ledger measurements on one backend, then the insert floors (``fresh_database``: another
+    empty database on the same backend, for the real-schema floor)."""
     res = BackendResult(backend=backend, entries=work.entries)
     rng = random.Random(work.seed + 17)
     receipt_positions = set(rng.sample(range(work.entries), min(args.receipts, work.entries)))
@@ -333,12 +335,15 @@ def bench_backend(
     res.bare_verify = Stats.of(bare)
     fresh.store.engine.dispose()
 
-    # 5. raw floors: the same rows into plain tables, same engine settings ---------------------------
+    # 5. raw floors: the same rows into plain tables (same database), and into a fresh real schema ---
     for variant in FLOORS:
         log(f"{backend}: {FLOORS[variant]}: {work.entries:,} rows")
-        res.floor_rates[variant] = rate(
-            work.entries, floor_insert(url, work, floor_leaves, floor_hashes, variant)
-        )
+        if variant == "store":
+            with fresh_database() as fresh_url:
+                seconds = floor_insert(fresh_url, work, floor_leaves, floor_hashes, variant)
+        else:
+            seconds = floor_insert(url, work, floor_leaves, floor_hashes, variant)
+        res.floor_rates[variant] = rate(work.entries, seconds)
     return res
 
 
@@ -355,29 +360,67 @@ FLOOR_COLUMNS = (
 FLOORS = {
     "sqlalchemy": "raw floor: SQLAlchemy Core executemany, plain table",
     "driver": "raw floor: driver bulk (COPY / sqlite3), plain table",
-    "driver+indexes": "raw floor: driver bulk, record table's indexes",
+    "store": "storage only: LogStore.insert_records, real schema",
 }
+try:  # the ledger's id format when it has one (time prefix + 128 random bits), else random hex
+    from ledger.log import new_record_id as _new_record_id
+except ImportError:  # pragma: no cover - older ledger
+
+    def _new_record_id(_now_us: int) -> str:
+        return secrets.token_hex(16)
+
+
+def floor_rows(
+    work: Workload, number: int, leaves: list[bytes], hashes: list[bytes]
+) -> list[tuple[Any, ...]]:
+    """Batch ``number`` as finished record rows (ids, leaves and leaf hashes already computed)."""
+    start = number * work.batch
+    end = min(work.entries, start + work.batch)
+    received = 1_780_000_000_000_000 + number
+    kinds = [k.value for k in KINDS]
+    return [
+        (_new_record_id(received), kinds[i % 3], SUBMITTER, None, None, received, leaves[i], hashes[i])
+        for i in range(start, end)
+    ]
 
 
 def floor_insert(url: str, work: Workload, leaves: list[bytes], hashes: list[bytes], variant: str) -> float:
-    """Seconds to insert the same rows (batches of ``work.batch``, one transaction each).
+    """Seconds to insert the same finished rows (batches of ``work.batch``, one transaction each).
 
-    ``sqlalchemy``: ``conn.execute(table.insert(), rows)``, the brief's bare executemany;
-    ``driver``: the DB-API driver directly (PostgreSQL ``COPY``, sqlite3 ``executemany``);
-    ``driver+indexes``: the same into a table with the record table's unique/partial indexes
-    (random 128-bit ``id``, ``log_index``, idempotency key, pending), to show what they cost.
+    ``sqlalchemy``: ``conn.execute(table.insert(), rows)`` into a plain table (the bare executemany);
+    ``driver``: the DB-API driver directly (PostgreSQL ``COPY``, sqlite3 ``executemany``), plain table;
+    ``store``: ``LogStore.insert_records`` into the real, empty schema (``url`` must be a fresh
+    database): what storage alone costs, without building leaves.
     """
+    if variant == "store":
+        store = LogStore(make_engine(url))
+        store.create_schema(
+            origin=ORIGIN, hash_alg="sm3", empty_root=tree_hasher(HashAlgorithm.SM3).empty_root()
+        )
+        total = 0.0
+        try:
+            for number in range(work.batches):
+                dicts = [
+                    dict(zip(FLOOR_COLUMNS, row, strict=True))
+                    for row in floor_rows(work, number, leaves, hashes)
+                ]
+                t0 = time.perf_counter()
+                store.insert_records(dicts)
+                total += time.perf_counter() - t0
+            if store.pending_count() != work.entries:
+                raise AssertionError("the store floor lost rows")
+        finally:
+            store.engine.dispose()
+        return total
     engine = make_engine(url)  # same durability settings as the ledger (WAL/FULL on SQLite)
     metadata = MetaData()
-    big = BigInteger().with_variant(Integer(), "sqlite")
-    indexed = variant == "driver+indexes"
-    name = f"bench_floor_{variant.replace('+', '_')}"
+    name = f"bench_floor_{variant}"
     plain = Table(
         name,
         metadata,
-        Column("seq", big, primary_key=True, autoincrement=True),
-        Column("id", String(40), nullable=False, unique=indexed),
-        Column("log_index", BigInteger, nullable=True, unique=indexed),
+        Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        Column("id", String(64), nullable=False),
+        Column("log_index", BigInteger, nullable=True),
         Column("kind", String(32), nullable=False),
         Column("submitter", String(128), nullable=False),
         Column("idempotency_key", String(200)),
@@ -386,27 +429,12 @@ def floor_insert(url: str, work: Workload, leaves: list[bytes], hashes: list[byt
         Column("leaf", LargeBinary, nullable=False),
         Column("leaf_hash", LargeBinary, nullable=False),
     )
-    if indexed:
-        UniqueConstraint(plain.c.submitter, plain.c.idempotency_key)
-        Index(
-            f"ix_{name}_pending",
-            plain.c.seq,
-            sqlite_where=text("log_index IS NULL"),
-            postgresql_where=text("log_index IS NULL"),
-        )
     metadata.create_all(engine)
-    kinds = [k.value for k in KINDS]
     columns = ", ".join(FLOOR_COLUMNS)
     total = 0.0
     try:
         for number in range(work.batches):
-            start = number * work.batch
-            end = min(work.entries, start + work.batch)
-            received = 1_780_000_000_000_000 + number
-            rows = [
-                (secrets.token_hex(16), kinds[i % 3], SUBMITTER, None, None, received, leaves[i], hashes[i])
-                for i in range(start, end)
-            ]
+            rows = floor_rows(work, number, leaves, hashes)
             if variant == "sqlalchemy":
                 dicts = [dict(zip(FLOOR_COLUMNS, row, strict=True)) for row in rows]
                 t0 = time.perf_counter()
@@ -792,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     key = Sm2PrivateKey.generate()
 
     print(f"bench_log: {n:,} entries, backends {', '.join(backends)}, batch {args.batch:,}")
+    print(code_version())
     print(
         f"host: {platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}, "
         f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, SM3 via "
@@ -812,16 +841,21 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()  # the big prepared lists are permanent; keep them out of the collector's scans
         for backend in backends:
             if backend == "sqlite":
-                folder = tmp / "sqlite"
-                folder.mkdir()
-                results.append(
-                    bench_backend(
-                        backend, f"sqlite:///{folder / 'ledger.db'}", work, args, key, leaves, hashes
-                    )
-                )
+
+                @contextmanager
+                def fresh_sqlite() -> Iterator[str]:
+                    folder = Path(tempfile.mkdtemp(prefix="sqlite-", dir=tmp))
+                    yield f"sqlite:///{folder / 'ledger.db'}"
+
+                with fresh_sqlite() as url:
+                    results.append(bench_backend(backend, url, work, args, key, leaves, hashes, fresh_sqlite))
             else:
+
+                def fresh_pg() -> AbstractContextManager[str]:
+                    return pg_scratch_database(args.pg_url, "logfloor")
+
                 with pg_scratch_database(args.pg_url, "log") as url:
-                    results.append(bench_backend(backend, url, work, args, key, leaves, hashes))
+                    results.append(bench_backend(backend, url, work, args, key, leaves, hashes, fresh_pg))
             log(f"{backend}: done")
         if not args.no_pymerkle:
             bench_pymerkle(base, leaves, args, tmp)

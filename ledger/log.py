@@ -12,8 +12,8 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -41,7 +41,7 @@ from ledger.errors import (
     NotYetAvailable,
     StorageError,
 )
-from ledger.store import DuplicateRecord, LogStore, SequencedBatch, StoredCheckpoint
+from ledger.store import DuplicateRecord, IdempotentHit, LogStore, SequencedBatch, StoredCheckpoint
 
 _logger = logging.getLogger(__name__)
 _FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 MiB at most
@@ -154,90 +154,73 @@ class Ledger:
 
         A reused idempotency key with the same content returns the first record; with other
         content it is a :class:`Conflict`. Seals are verified here, so a bad seal is refused
-        before anything is stored.
+        before anything is stored. Rows are built while they stream into the database.
         """
         if not submissions:
             return []
         self._check_back_pressure(len(submissions))
-        received = self.clock()
         seal_keys = self._seal_keys_of(submitter) if any(s.seal_key_id for s in submissions) else {}
-        rows: list[dict[str, Any]] = []
-        results: list[Accepted | None] = []
-        keyed: dict[str, int] = {}
-        for position, sub in enumerate(submissions):
-            data = self._leaf_data(submitter, sub, received, seal_keys, position)
-            leaf = encode_leaf(data)
-            request_hash = self._request_hash(data) if sub.idempotency_key else None
-            if sub.idempotency_key is not None:
-                if sub.idempotency_key in keyed:
-                    first = rows[keyed[sub.idempotency_key]]
-                    if first["request_hash"] != request_hash:
-                        raise Conflict(
-                            f"idempotency key {sub.idempotency_key!r} is used twice with different content",
-                            reason="idempotency-conflict",
-                        )
-                    results.append(Accepted(first["id"], received, first["leaf_hash"], duplicate=True))
-                    continue
-                keyed[sub.idempotency_key] = len(rows)
-            leaf_hash = self.hasher.leaf_hash(leaf)
-            rows.append(
-                {
-                    "id": new_record_id(received),
-                    "kind": data.kind.value,
-                    "submitter": submitter,
-                    "idempotency_key": sub.idempotency_key,
-                    "request_hash": request_hash,
-                    "received_at_us": received,
-                    "leaf": leaf,
-                    "leaf_hash": leaf_hash,
-                }
-            )
-            results.append(None)
-        return self._store_new(submitter, rows, results, received)
-
-    def _store_new(
-        self, submitter: str, rows: list[dict[str, Any]], results: list[Accepted | None], received: int
-    ) -> list[Accepted]:
-        replies: dict[str, Accepted] = {}
+        keys = [s.idempotency_key for s in submissions if s.idempotency_key is not None]
         for attempt in range(3):
-            replies = self._earlier_records(submitter, rows)
+            existing = self.store.find_idempotent(submitter, keys) if keys else {}
+            results: list[Accepted] = []
+            rows = self._rows(submitter, submissions, seal_keys, existing, results)
             try:
-                self.store.insert_records([r for r in rows if r["id"] not in replies])
-                break
+                inserted = self.store.insert_records(rows)
             except DuplicateRecord as e:
                 # A concurrent writer used the same idempotency key between lookup and insert.
                 if attempt == 2:
                     raise Conflict("idempotency key raced with a concurrent submission") from e
-        self._pending_estimate += len(rows) - len(replies)
-        out: list[Accepted] = []
-        row_iter = iter(rows)
-        for result in results:
-            if result is None:
-                row = next(row_iter)
-                result = Accepted(row["id"], received, row["leaf_hash"])
-            out.append(replies.get(result.id, result))
-        return out
-
-    def _earlier_records(self, submitter: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Accepted]:
-        """Rows whose idempotency key is already stored, mapped to the stored record."""
-        keys = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
-        existing = self.store.find_idempotent(submitter, keys) if keys else {}
-        replies: dict[str, Accepted] = {}
-        for row in rows:
-            key = row["idempotency_key"]
-            if key is None or key not in existing:
                 continue
-            old_id, old_hash = existing[key]
-            if old_hash != row["request_hash"]:
-                raise Conflict(
-                    f"idempotency key {key!r} was already used with different content",
-                    reason="idempotency-conflict",
-                )
-            stored = self.store.get_record(old_id)
-            if stored is None:  # pragma: no cover - the row was just found and rows are never deleted
-                raise StorageError("record vanished during the idempotency check")
-            replies[row["id"]] = Accepted(old_id, stored.received_at_us, stored.leaf_hash, duplicate=True)
-        return replies
+            self._pending_estimate += inserted
+            return results
+        raise StorageError("could not store records")  # pragma: no cover - the loop returns or raises
+
+    def _rows(
+        self,
+        submitter: str,
+        submissions: Sequence[Submission],
+        seal_keys: Mapping[str, str],
+        existing: Mapping[str, IdempotentHit],
+        results: list[Accepted],
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows to insert (``INSERT_COLUMNS`` order); appends each submission's answer to ``results``."""
+        received = self.clock()
+        seen: dict[str, tuple[bytes, Accepted]] = {}
+        leaf_hash_of = self.hasher.leaf_hash
+        for position, sub in enumerate(submissions):
+            data = self._leaf_data(submitter, sub, received, seal_keys, position)
+            key = sub.idempotency_key
+            request_hash = None
+            if key is not None:
+                request_hash = self._request_hash(data)
+                earlier = seen.get(key)
+                if earlier is None and key in existing:
+                    hit = existing[key]
+                    earlier = (hit.request_hash, Accepted(hit.id, hit.received_at_us, hit.leaf_hash, True))
+                if earlier is not None:
+                    if earlier[0] != request_hash:
+                        raise Conflict(
+                            f"idempotency key {key!r} was already used with different content",
+                            reason="idempotency-conflict",
+                        )
+                    results.append(replace(earlier[1], duplicate=True))
+                    continue
+            leaf = encode_leaf(data)
+            accepted = Accepted(new_record_id(received), received, leaf_hash_of(leaf))
+            if key is not None and request_hash is not None:
+                seen[key] = (request_hash, accepted)
+            results.append(accepted)
+            yield (
+                accepted.id,
+                data.kind.value,
+                submitter,
+                key,
+                request_hash,
+                received,
+                leaf,
+                accepted.leaf_hash,
+            )
 
     def _leaf_data(
         self, submitter: str, sub: Submission, received: int, seal_keys: Mapping[str, str], position: int

@@ -9,7 +9,8 @@ crash leaves either all of a batch or none of it. Database exceptions are conver
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -158,7 +159,7 @@ _CLIENTS = _table(ApiClientRow)
 _SEAL_KEYS = _table(SealKeyRow)
 
 
-_INSERT_COLUMNS = (
+INSERT_COLUMNS = (
     "id",
     "kind",
     "submitter",
@@ -170,7 +171,17 @@ _INSERT_COLUMNS = (
 )
 
 
-_INTEGRITY_ERRORS = (sa_exc.IntegrityError, psycopg.errors.IntegrityError)
+_INTEGRITY_ERRORS = (sa_exc.IntegrityError, psycopg.errors.IntegrityError, sqlite3.IntegrityError)
+
+
+@dataclass(frozen=True)
+class IdempotentHit:
+    """A stored record found by its idempotency key."""
+
+    id: str
+    request_hash: bytes
+    received_at_us: int
+    leaf_hash: bytes
 
 
 class DuplicateRecord(StorageError):
@@ -260,7 +271,7 @@ class LogStore:
                     yield conn
         except _INTEGRITY_ERRORS:
             raise
-        except (sa_exc.SQLAlchemyError, psycopg.Error) as e:  # psycopg's own errors come from COPY
+        except (sa_exc.SQLAlchemyError, psycopg.Error, sqlite3.Error) as e:  # driver errors: bulk insert
             raise StorageError(f"database error: {type(e).__name__}: {e}") from e
 
     # --- schema -----------------------------------------------------------------------------
@@ -304,43 +315,51 @@ class LogStore:
 
     # --- records ----------------------------------------------------------------------------
 
-    def insert_records(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert records in one transaction (all or none).
+    def insert_records(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Insert records (tuples in ``INSERT_COLUMNS`` order) in one transaction, all or none.
 
-        Goes to the driver directly (sqlite3 ``executemany``, PostgreSQL ``COPY``): SQLAlchemy's
-        per-row parameter processing cost more than the database itself. Raises
-        :class:`DuplicateRecord` when an idempotency key is already taken.
+        ``rows`` may be a generator: it is consumed inside the transaction, so on PostgreSQL the
+        server ingests the COPY stream while the caller is still building rows (two cores busy),
+        and an exception raised by the generator rolls everything back. Goes to the driver
+        directly (sqlite3 ``executemany``, ``COPY``): SQLAlchemy's per-row processing cost more
+        than the database. Raises :class:`DuplicateRecord` when an idempotency key is taken.
         """
-        if not rows:
-            return
-        values = [tuple(row[c] for c in _INSERT_COLUMNS) for row in rows]
+        count = 0
+
+        def counted() -> Iterator[tuple[Any, ...]]:
+            nonlocal count
+            for row in rows:
+                count += 1
+                yield row
+
         try:
             with self.transaction() as conn:
                 if self.dialect == "postgresql":
                     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                    with cursor.copy(f"COPY record ({', '.join(_INSERT_COLUMNS)}) FROM STDIN") as copy:
-                        for value in values:
-                            copy.write_row(value)
+                    with cursor.copy(f"COPY record ({', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
+                        for row in counted():
+                            copy.write_row(row)
                 else:
-                    placeholders = ", ".join("?" * len(_INSERT_COLUMNS))
-                    conn.exec_driver_sql(
-                        f"INSERT INTO record ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders})", values
+                    placeholders = ", ".join("?" * len(INSERT_COLUMNS))
+                    conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
+                        f"INSERT INTO record ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})", counted()
                     )
         except _INTEGRITY_ERRORS as e:
             raise DuplicateRecord("an idempotency key or record id is already stored") from e
+        return count
 
-    def find_idempotent(self, submitter: str, keys: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
-        """Existing records of ``submitter`` by idempotency key: key → (record id, request hash)."""
-        table = _RECORDS
-        found: dict[str, tuple[str, bytes | None]] = {}
+    def find_idempotent(self, submitter: str, keys: Sequence[str]) -> dict[str, IdempotentHit]:
+        """Existing records of ``submitter`` by idempotency key."""
+        t = _RECORDS
+        found: dict[str, IdempotentHit] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 1000):
                 chunk = list(keys[start : start + 1000])
-                stmt = select(table.c.idempotency_key, table.c.id, table.c.request_hash).where(
-                    table.c.submitter == submitter, table.c.idempotency_key.in_(chunk)
-                )
-                for key, rid, rhash in conn.execute(stmt):
-                    found[key] = (rid, rhash)
+                stmt = select(
+                    t.c.idempotency_key, t.c.id, t.c.request_hash, t.c.received_at_us, t.c.leaf_hash
+                ).where(t.c.submitter == submitter, t.c.idempotency_key.in_(chunk))
+                for key, rid, rhash, received, leaf_hash in conn.execute(stmt):
+                    found[key] = IdempotentHit(rid, bytes(rhash), int(received), bytes(leaf_hash))
         return found
 
     def get_record(self, record_id: str) -> StoredRecord | None:

@@ -229,19 +229,7 @@ def test_duplicate_insert_is_atomic_and_named(ledger: Ledger) -> None:
     """A unique-key clash inside a bulk insert stores nothing and raises DuplicateRecord (both drivers)."""
     from ledger.store import DuplicateRecord
 
-    rows = [
-        {
-            "id": f"{i:032x}",
-            "kind": "generic",
-            "submitter": "a",
-            "idempotency_key": f"k{i % 3}",
-            "request_hash": b"h",
-            "received_at_us": 1,
-            "leaf": b"l",
-            "leaf_hash": b"\x00" * 32,
-        }
-        for i in range(4)
-    ]
+    rows = [(f"{i:032x}", "generic", "a", f"k{i % 3}", b"h", 1, b"l", b"\x00" * 32) for i in range(4)]
     with pytest.raises(DuplicateRecord):
         ledger.store.insert_records(rows)
     assert ledger.store.pending_count() == 0
