@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import install_problem_handlers, problem
 from api.routes import log, records
@@ -59,18 +60,9 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, limit=(settings or Settings()).max_json_body_bytes)
     app.include_router(records.router)
     app.include_router(log.router)
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Uploads have their own (larger) limit, enforced while streaming.
-        if request.url.path != _UPLOAD_PATH:
-            limit = request.app.state.settings.max_json_body_bytes
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                return problem(413, "Payload too large", f"body exceeds {limit} bytes", "body-too-large")
-        return await call_next(request)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
@@ -78,6 +70,31 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         return {"status": "ok"}
 
     return app
+
+
+class BodyLimit:
+    """Refuse bodies declared larger than ``limit`` (413 problem+json) before they are read.
+
+    A pure ASGI middleware: Starlette's ``@app.middleware("http")`` cost ~0.6 ms of CPU per request.
+    Uploads have their own, larger limit, enforced while they stream.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != _UPLOAD_PATH:
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if not value.isdigit() or int(value) > self.limit:
+                        response = problem(
+                            413, "Payload too large", f"body exceeds {self.limit} bytes", "body-too-large"
+                        )
+                        await response(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
 
 
 def app_from_env() -> FastAPI:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -59,6 +60,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tcp_listener(sock: socket.socket) -> socket.socket:
+    """Re-wrap uvicorn's multi-worker listener with ``proto=IPPROTO_TCP``.
+
+    uvicorn's ``bind_socket`` creates it with proto 0; accepted sockets inherit that and asyncio
+    then skips TCP_NODELAY, so every keep-alive request after the first waits ~40 ms for a
+    delayed ACK (uvicorn issue #3149; measured 21 vs 261 requests/s on one connection here).
+    """
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto != socket.IPPROTO_TCP:
+        return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    return sock
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the API service (uvicorn) with the sequencer and checkpoint scheduler inside."""
     import os
@@ -73,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["TRUSTLEDGER_DATA_DIR"] = str(settings.data_dir)
     if settings.database_url:
         os.environ["TRUSTLEDGER_DATABASE_URL"] = settings.database_url
-    uvicorn.run(
+    config = uvicorn.Config(
         "api.app:app_from_env",
         factory=True,
         host=args.host,
@@ -82,6 +95,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=False,
     )
+    if config.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[_tcp_listener(config.bind_socket())]).run()
+    else:
+        uvicorn.Server(config).run()
     return EXIT_OK
 
 

@@ -166,7 +166,7 @@ class Ledger:
             results: list[Accepted] = []
             rows = self._rows(submitter, submissions, seal_keys, existing, results)
             try:
-                inserted = self.store.insert_records(rows)
+                inserted = self.store.insert_records(rows, expected=len(submissions))
             except DuplicateRecord as e:
                 # A concurrent writer used the same idempotency key between lookup and insert.
                 if attempt == 2:

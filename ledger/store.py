@@ -159,6 +159,7 @@ _CLIENTS = _table(ApiClientRow)
 _SEAL_KEYS = _table(SealKeyRow)
 
 
+_SMALL_BATCH = 20
 INSERT_COLUMNS = (
     "id",
     "kind",
@@ -315,7 +316,7 @@ class LogStore:
 
     # --- records ----------------------------------------------------------------------------
 
-    def insert_records(self, rows: Iterable[tuple[Any, ...]]) -> int:
+    def insert_records(self, rows: Iterable[tuple[Any, ...]], *, expected: int | None = None) -> int:
         """Insert records (tuples in ``INSERT_COLUMNS`` order) in one transaction, all or none.
 
         ``rows`` may be a generator: it is consumed inside the transaction, so on PostgreSQL the
@@ -334,7 +335,15 @@ class LogStore:
 
         try:
             with self.transaction() as conn:
-                if self.dialect == "postgresql":
+                if self.dialect == "postgresql" and expected is not None and expected <= _SMALL_BATCH:
+                    # A COPY costs more than a plain INSERT for a handful of rows (single submissions).
+                    placeholders = ", ".join(["%s"] * len(INSERT_COLUMNS))
+                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                    cursor.executemany(
+                        f"INSERT INTO record ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})",
+                        list(counted()),
+                    )
+                elif self.dialect == "postgresql":
                     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                     with cursor.copy(f"COPY record ({', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
                         for row in counted():
