@@ -391,6 +391,17 @@ class LogStore:
             raise StorageError(f"database error: {e}") from e
         return StoredRecord(*row) if row else None
 
+    def pending_upper_bound(self) -> int:
+        """A cheap upper bound of the backlog: highest queue position minus the tree size.
+
+        Positions are dense except for gaps left by rolled-back inserts, so this never
+        undercounts; it reads two index ends instead of counting rows.
+        """
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.coalesce(func.max(_RECORDS.c.seq), 0))).scalar_one()
+            size = conn.execute(select(_STATE.c.size).where(_STATE.c.id == 1)).scalar_one_or_none() or 0
+        return max(0, int(top) - int(size))
+
     def pending_count(self) -> int:
         """How many records wait for sequencing."""
         t = _RECORDS
@@ -438,6 +449,12 @@ class LogStore:
             if state is None:
                 raise ConfigurationError("the database has no log; run `trustledger init` first")
             size = int(state.size)
+            if self.dialect == "postgresql":
+                # Walk the partial pending index in seq order. Before autovacuum has analysed a
+                # fast-growing table the planner chose a full scan and sort: ~500 ms instead of
+                # ~10 ms per 10,000-record batch at a million pending rows.
+                conn.execute(text("SET LOCAL enable_seqscan = off"))
+                conn.execute(text("SET LOCAL enable_bitmapscan = off"))
             pending = conn.execute(
                 select(t.c.seq, t.c.leaf_hash)
                 .where(t.c.log_index.is_(None))

@@ -252,3 +252,14 @@ def test_concurrent_same_idempotency_key(make_ledger: LedgerFactory) -> None:
         t.join(30)
     assert len(results) == 2 and results[0] == results[1]
     assert a.store.pending_count() == 1
+
+
+def test_pending_upper_bound_never_undercounts(ledger: Ledger) -> None:
+    ledger.submit("a", [submission(i) for i in range(40)])
+    with pytest.raises(InvalidRequest):  # a rolled-back batch may leave a gap in queue positions
+        ledger.submit("a", [submission(100), submission(101, content_hash=b"short")])
+    assert ledger.store.pending_upper_bound() >= ledger.store.pending_count() == 40
+    ledger.sequence(max_records=25)
+    assert ledger.store.pending_upper_bound() >= ledger.store.pending_count() == 15
+    ledger.sequence_all()
+    assert ledger.store.pending_count() == 0
