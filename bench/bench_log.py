@@ -75,7 +75,7 @@ from ledger.core.leaf import LeafData, RecordKind, canonical_metadata, encode_le
 from ledger.core.merkle import verify_inclusion
 from ledger.core.receipt import Receipt, verify_receipt
 from ledger.log import Ledger, Submission
-from ledger.store import LogStore, make_engine
+from ledger.store import INSERT_COLUMNS, LogStore, make_engine
 
 ORIGIN = "bench.trustledger.local/log"
 SUBMITTER = "bench-approval-system"
@@ -356,16 +356,7 @@ def bench_backend(
     return res
 
 
-FLOOR_COLUMNS = (
-    "id",
-    "kind",
-    "submitter",
-    "idempotency_key",
-    "request_hash",
-    "received_at_us",
-    "leaf",
-    "leaf_hash",
-)
+FLOOR_COLUMNS = INSERT_COLUMNS  # the floors insert exactly the columns the log inserts
 FLOORS = {
     "sqlalchemy": "raw floor: SQLAlchemy Core executemany, plain table",
     "driver": "raw floor: driver bulk (COPY / sqlite3), plain table",
