@@ -29,7 +29,7 @@ from ledger.core.leaf import (
     encode_leaf,
     verify_seal,
 )
-from ledger.core.merkle import consistency_proof, inclusion_proof, root_hash
+from ledger.core.merkle import consistency_proof, inclusion_proof
 from ledger.core.receipt import Receipt, ReceiptInclusion, ReceiptLog, receipt_record
 from ledger.core.tiles import TILE_WIDTH, TileId, TileNodeReader, tiles_for_inclusion
 from ledger.errors import (
@@ -348,30 +348,32 @@ class Ledger:
 
     def record(self, record_id: str) -> RecordInfo:
         """A record's status by id (ids are 128-bit random capabilities)."""
+        return self._record_with_checkpoint(record_id)[0]
+
+    def _record_with_checkpoint(self, record_id: str) -> tuple[RecordInfo, StoredCheckpoint | None]:
+        """The record and the newest checkpoint its status was judged against."""
         stored = self.store.get_record(record_id)
         if stored is None:
             raise NotFound(f"no record {record_id!r}", reason="unknown-record")
-        status = RecordStatus.PENDING
+        status, latest = RecordStatus.PENDING, None
         if stored.log_index is not None:
             latest = self.store.latest_checkpoint()
             covered = latest is not None and latest.tree_size > stored.log_index
             status = RecordStatus.CHECKPOINTED if covered else RecordStatus.SEQUENCED
-        return RecordInfo(
+        info = RecordInfo(
             stored.id, status, stored.log_index, stored.received_at_us, decode_leaf(stored.leaf)
         )
+        return info, latest
 
     def receipt(self, record_id: str) -> Receipt:
         """The receipt of a record against the newest checkpoint."""
-        info = self.record(record_id)
-        if info.status is not RecordStatus.CHECKPOINTED or info.log_index is None:
+        info, latest = self._record_with_checkpoint(record_id)
+        if info.status is not RecordStatus.CHECKPOINTED or info.log_index is None or latest is None:
             raise NotYetAvailable(
                 f"record {record_id} is {info.status.value}; "
                 "its receipt is ready once a checkpoint covers it",
                 reason="receipt-pending",
             )
-        latest = self.store.latest_checkpoint()
-        if latest is None or latest.tree_size <= info.log_index:  # pragma: no cover - checked by record()
-            raise NotYetAvailable("no checkpoint covers the record yet", reason="receipt-pending")
         proof = self.inclusion_proof(info.log_index, latest.tree_size)
         return Receipt(
             record=receipt_record(info.id, info.leaf),
@@ -463,15 +465,4 @@ class Ledger:
         except LookupError as e:
             raise InvalidRequest(
                 f"the log has fewer than {second} leaves", reason="invalid-proof-request"
-            ) from e
-
-    def root_at(self, size: int) -> bytes:
-        """The root hash of the tree at ``size`` (from stored tiles)."""
-        if size == 0:
-            return self.hasher.empty_root()
-        try:
-            return root_hash(self.hasher, size, self._node_reader(size).read_node)
-        except LookupError as e:
-            raise InvalidRequest(
-                f"the log has fewer than {size} leaves", reason="invalid-proof-request"
             ) from e

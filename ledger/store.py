@@ -579,15 +579,6 @@ class LogStore:
             rows = conn.execute(select(table).order_by(table.c.tree_size)).all()
         return [StoredCheckpoint(**r._mapping) for r in rows]
 
-    def checkpoint_at_size(self, tree_size: int) -> StoredCheckpoint | None:
-        """The checkpoint issued at exactly ``tree_size``."""
-        table = _CHECKPOINTS
-        with self.engine.connect() as conn:
-            row = conn.execute(select(table).where(table.c.tree_size == tree_size)).first()
-        return StoredCheckpoint(**row._mapping) if row else None
-
-    # --- calling systems --------------------------------------------------------------------
-
     def add_client(self, name: str, role: str, key_hash: bytes, created_at_us: int) -> None:
         """Register a calling system."""
         with self.transaction() as conn:
@@ -605,12 +596,6 @@ class LogStore:
                 select(t.c.name, t.c.role).where(t.c.key_hash == key_hash, t.c.disabled.is_(False))
             ).first()
         return (row[0], row[1]) if row else None
-
-    def clients(self) -> list[tuple[str, str, bool]]:
-        """All calling systems as (name, role, disabled)."""
-        t = _CLIENTS
-        with self.engine.connect() as conn:
-            return [(r[0], r[1], bool(r[2])) for r in conn.execute(select(t.c.name, t.c.role, t.c.disabled))]
 
     def add_seal_key(self, key_id: str, system: str, public_key_hex: str, created_at_us: int) -> None:
         """Register an SM2 seal key for a calling system."""

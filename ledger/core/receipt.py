@@ -265,11 +265,3 @@ def verify_receipt(
         sealed_by=data.seal.key_id if data.seal else None,
         steps=steps,
     )
-
-
-def decode_b64(text: str) -> bytes:
-    """Strict standard base64."""
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
-        raise InvalidRequest("not valid base64") from e
