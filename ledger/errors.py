@@ -122,3 +122,32 @@ class InvalidReceipt(VerificationError):
     def __init__(self, message: str, *, step: str, reason: str | None = None) -> None:
         super().__init__(message, reason=reason)
         self.step = step
+
+
+class ChainError(LedgerError):
+    """Base of failures talking to the anchoring chain (web3 and provider errors end here)."""
+
+    reason = "chain-error"
+
+
+class ChainUnavailable(ChainError):
+    """No configured chain endpoint answered in time (HTTP 503); anchoring retries later."""
+
+    reason = "chain-unavailable"
+
+
+class ChainRejected(ChainError):
+    """The registry contract refused a call; ``error`` is the Solidity custom error's name."""
+
+    reason = "chain-rejected"
+
+    def __init__(self, message: str, *, error: str, args: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.error = error
+        self.error_args = args
+
+
+class ChainDisagreement(ChainError):
+    """Member endpoints report different anchored checkpoints: a lagging or lying node."""
+
+    reason = "chain-disagreement"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from ledger.core.anchor import ReceiptAnchor, log_id
 from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, subject_ref
 from ledger.core.hashing import tree_hasher
@@ -41,7 +42,14 @@ from ledger.errors import (
     NotYetAvailable,
     StorageError,
 )
-from ledger.store import DuplicateRecord, IdempotentHit, LogStore, SequencedBatch, StoredCheckpoint
+from ledger.store import (
+    DuplicateRecord,
+    IdempotentHit,
+    LogStore,
+    SequencedBatch,
+    StoredAnchor,
+    StoredCheckpoint,
+)
 
 _logger = logging.getLogger(__name__)
 _FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 MiB at most
@@ -366,7 +374,8 @@ class Ledger:
         return info, latest
 
     def receipt(self, record_id: str) -> Receipt:
-        """The receipt of a record against the newest checkpoint."""
+        """The receipt of a record: against the newest anchored checkpoint covering it, with its
+        ``anchor`` section, or else against the newest checkpoint (to be refreshed once anchored)."""
         info, latest = self._record_with_checkpoint(record_id)
         if info.status is not RecordStatus.CHECKPOINTED or info.log_index is None or latest is None:
             raise NotYetAvailable(
@@ -374,7 +383,12 @@ class Ledger:
                 "its receipt is ready once a checkpoint covers it",
                 reason="receipt-pending",
             )
-        proof = self.inclusion_proof(info.log_index, latest.tree_size)
+        checkpoint, anchor = latest, None
+        anchored = self.store.anchored_checkpoint(min_size=info.log_index)
+        if anchored is not None:
+            row, checkpoint = anchored
+            anchor = receipt_anchor(self.origin, row)
+        proof = self.inclusion_proof(info.log_index, checkpoint.tree_size)
         return Receipt(
             record=receipt_record(info.id, info.leaf),
             log=ReceiptLog(
@@ -385,11 +399,12 @@ class Ledger:
             ),
             inclusion=ReceiptInclusion(
                 index=info.log_index,
-                tree_size=latest.tree_size,
+                tree_size=checkpoint.tree_size,
                 leaf_hash=self.hasher.leaf_hash(encode_leaf(info.leaf)).hex(),
                 hashes=[h.hex() for h in proof],
             ),
-            checkpoint=latest.note,
+            checkpoint=checkpoint.note,
+            anchor=anchor,
         )
 
     def _node_reader(self, size: int, *near: int) -> TileNodeReader:
@@ -466,3 +481,20 @@ class Ledger:
             raise InvalidRequest(
                 f"the log has fewer than {second} leaves", reason="invalid-proof-request"
             ) from e
+
+
+def receipt_anchor(origin: str, row: StoredAnchor) -> ReceiptAnchor:
+    """The receipt ``anchor`` section of a final anchor row."""
+    if row.tx_hash is None or row.sequence is None or row.block_number is None or row.block_hash is None:
+        raise StorageError(f"anchor of size {row.tree_size} is final but incomplete")
+    return ReceiptAnchor(
+        chain_id=row.chain_id,
+        registry=row.registry,
+        log_id="0x" + log_id(origin).hex(),
+        sequence=row.sequence,
+        tree_size=row.tree_size,
+        checkpoint_hash="0x" + row.checkpoint_hash.hex(),
+        tx_hash=row.tx_hash,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+    )

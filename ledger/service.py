@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ledger.core.crypto import Sm2PublicKey
 from ledger.keys import create_log_key, create_secret, load_log_key, load_secret
 from ledger.log import Ledger
 from ledger.settings import Settings
 from ledger.store import LogStore, make_engine
+
+if TYPE_CHECKING:
+    from ledger.anchoring import Anchorer
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class InitResult:
     created_key: bool
     created_secret: bool
     database_url: str
+    created_chain: bool
 
 
 def init_deployment(settings: Settings) -> InitResult:
@@ -30,7 +35,17 @@ def init_deployment(settings: Settings) -> InitResult:
         create_secret(settings.subject_secret_path)
     ledger = open_ledger(settings, create_schema=True)
     ledger.store.engine.dispose()
-    return InitResult(key.public_key(), created_key, created_secret, settings.resolved_database_url)
+    created_chain = False
+    if settings.chain_backend is None and not settings.chain_config_path.exists():
+        # Zero-setup default: anchor on the embedded chain (the devnet script and consortium
+        # deployments write their own chain.json instead).
+        from ledger.chain.connect import init_embedded_chain  # web3 is only loaded when needed
+
+        init_embedded_chain(settings.data_dir, member_name=settings.log_origin).save(settings.chain_config_path)
+        created_chain = True
+    return InitResult(
+        key.public_key(), created_key, created_secret, settings.resolved_database_url, created_chain
+    )
 
 
 def open_ledger(settings: Settings, *, create_schema: bool = False) -> Ledger:
@@ -55,3 +70,21 @@ def open_ledger(settings: Settings, *, create_schema: bool = False) -> Ledger:
     else:
         store.check_log(origin=settings.log_origin, hash_alg=settings.hash_alg.value)
     return ledger
+
+
+def open_anchorer(ledger: Ledger, settings: Settings) -> Anchorer | None:
+    """The anchoring pipeline for ``ledger`` on the configured chain (None: anchoring is off)."""
+    from ledger.anchoring import AnchorPolicy, Anchorer  # web3 is only loaded when anchoring is on
+    from ledger.chain.connect import connect
+
+    config = settings.chain_config()
+    if config is None:
+        return None
+    policy = AnchorPolicy(
+        interval_s=settings.anchor_interval_s,
+        min_entries=settings.anchor_min_entries,
+        confirmations=config.confirmations,
+        tx_timeout_s=config.tx_timeout_s,
+        reorg_watch_blocks=config.reorg_watch_blocks,
+    )
+    return Anchorer(ledger, lambda: connect(config), policy)

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.chain.config import ChainBackend, ChainConfig
 from ledger.core.crypto import HashAlgorithm
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "development", "test"}
@@ -43,7 +44,20 @@ class Settings(BaseSettings):
     subject_secret: SecretStr | None = Field(
         default=None, description="HMAC-SM3 key for subject references; default: key file in data_dir"
     )
-    run_scheduler: bool = Field(default=True, description="sequencer and checkpoint jobs in this process")
+    run_scheduler: bool = Field(default=True, description="sequencer, checkpoint and anchoring jobs here")
+    anchor_interval_s: float = Field(default=10.0, gt=0, le=86_400, description="anchor at least this often")
+    anchor_min_entries: int = Field(default=10_000, ge=1, description="…or as soon as this many are new")
+    anchor_tick_s: float = Field(default=1.0, gt=0, le=60, description="how often the anchoring job runs")
+    # Overrides of single fields of chain.json (the chain's connection settings).
+    chain_backend: ChainBackend | None = None
+    chain_id: int | None = None
+    chain_registry_address: str | None = None
+    chain_rpc_urls: str | None = Field(default=None, description="comma-separated JSON-RPC URLs")
+    chain_keystore_path: Path | None = None
+    chain_keystore_password_file: Path | None = None
+    chain_confirmations: int | None = None
+    chain_timeout_s: float | None = None
+    chain_tx_timeout_s: float | None = None
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
@@ -68,6 +82,29 @@ class Settings(BaseSettings):
     def subject_secret_path(self) -> Path:
         """The per-deployment HMAC-SM3 secret file for subject references."""
         return self.data_dir / "subject-secret.key"
+
+    @property
+    def chain_config_path(self) -> Path:
+        """The chain's connection settings (``chain.json``)."""
+        return self.data_dir / "chain.json"
+
+    def chain_config(self) -> ChainConfig | None:
+        """The anchoring chain from ``chain.json`` with ``TRUSTLEDGER_CHAIN_*`` overrides (None: no chain)."""
+        if self.chain_backend is ChainBackend.NONE:
+            return None
+        overrides: dict[str, object] = {}
+        for name in ("backend", "registry_address", "keystore_path", "keystore_password_file"):
+            value = getattr(self, f"chain_{name}")
+            if value is not None:
+                overrides[name] = str(value)
+        for name in ("id", "confirmations", "timeout_s", "tx_timeout_s"):
+            value = getattr(self, f"chain_{name}")
+            if value is not None:
+                overrides["chain_id" if name == "id" else name] = value
+        if self.chain_rpc_urls is not None:
+            overrides["rpc_urls"] = [u.strip() for u in self.chain_rpc_urls.split(",") if u.strip()]
+        config = ChainConfig.load(self.chain_config_path, overrides)
+        return None if config.backend is ChainBackend.NONE else config
 
     @classmethod
     def embedded(cls, data_dir: Path | str = "var") -> Settings:

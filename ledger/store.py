@@ -8,6 +8,7 @@ crash leaves either all of a batch or none of it. Database exceptions are conver
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ _logger = logging.getLogger(__name__)
 _BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 _SEQUENCER_LOCK = 0x7472_7573_7431  # "trust1": PostgreSQL advisory lock key of the sequencer
 _CHECKPOINT_LOCK = 0x7472_7573_7432
+_ANCHOR_LOCK = 0x7472_7573_7433
 _WRITE_OPTION = "trustledger_write"
 
 
@@ -146,6 +148,34 @@ class SealKeyRow(SQLModel, table=True):
     revoked_at_us: int | None = Field(default=None, sa_type=BigInteger)
 
 
+class AnchorRow(SQLModel, table=True):
+    """One checkpoint's way onto the chain: a persisted state machine (see ``ledger.anchoring``).
+
+    pending → submitted (tx hash, nonce, raw tx) → confirmed (block) → final (confirmation depth);
+    or superseded (a later checkpoint was anchored first) or failed (the registry refused it).
+    """
+
+    __tablename__ = "anchor"
+    seq: int | None = Field(default=None, primary_key=True)
+    tree_size: int = Field(sa_type=BigInteger, unique=True)
+    checkpoint_hash: bytes = Field(sa_type=LargeBinary)
+    state: str = Field(max_length=16, index=True)
+    chain_id: int = Field(sa_type=BigInteger)
+    registry: str = Field(max_length=42)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    nonce: int | None = Field(default=None, sa_type=BigInteger)
+    raw_tx: bytes | None = Field(default=None, sa_type=LargeBinary)
+    sequence: int | None = Field(default=None, sa_type=BigInteger)
+    block_number: int | None = Field(default=None, sa_type=BigInteger)
+    block_hash: str | None = Field(default=None, max_length=66)
+    attempts: int = 0
+    created_at_us: int = Field(sa_type=BigInteger)
+    submitted_at_us: int | None = Field(default=None, sa_type=BigInteger)
+    confirmed_at_us: int | None = Field(default=None, sa_type=BigInteger)
+    final_at_us: int | None = Field(default=None, sa_type=BigInteger)
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
@@ -157,6 +187,7 @@ _TILES = _table(TileRow)
 _CHECKPOINTS = _table(CheckpointRow)
 _CLIENTS = _table(ApiClientRow)
 _SEAL_KEYS = _table(SealKeyRow)
+_ANCHORS = _table(AnchorRow)
 
 
 _SMALL_BATCH = 20
@@ -213,6 +244,30 @@ class StoredCheckpoint:
     root_hash: bytes
     timestamp_us: int
     note: str
+
+
+@dataclass(frozen=True)
+class StoredAnchor:
+    """An anchor row as stored (fields as in :class:`AnchorRow`)."""
+
+    seq: int
+    tree_size: int
+    checkpoint_hash: bytes
+    state: str
+    chain_id: int
+    registry: str
+    tx_hash: str | None
+    nonce: int | None
+    raw_tx: bytes | None
+    sequence: int | None
+    block_number: int | None
+    block_hash: str | None
+    attempts: int
+    created_at_us: int
+    submitted_at_us: int | None
+    confirmed_at_us: int | None
+    final_at_us: int | None
+    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -614,3 +669,107 @@ class LogStore:
                 select(t.c.key_id, t.c.public_key).where(t.c.system == system, t.c.revoked_at_us.is_(None))
             )
             return {r[0]: r[1] for r in rows}
+
+    # --- anchors ----------------------------------------------------------------------------
+
+    @contextmanager
+    def anchor_lock(self) -> Iterator[bool]:
+        """Hold the anchorer's lock for a whole run (yields False if another process has it).
+
+        Not a transaction: a run waits on the chain, and must not block intake meanwhile. PostgreSQL
+        uses a session advisory lock; SQLite a ``flock`` on a file beside the database.
+        """
+        if self.dialect == "postgresql":
+            with self.engine.connect() as conn:
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ANCHOR_LOCK}).scalar())
+                conn.commit()
+                try:
+                    yield got
+                finally:
+                    if got:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ANCHOR_LOCK})
+                        conn.commit()
+            return
+        path = f"{self.engine.url.database or 'memory'}.anchor.lock"
+        with open(path, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def add_anchor(self, **values: Any) -> StoredAnchor:
+        """Insert a new anchor row; returns the stored row (the existing one if its size exists)."""
+        try:
+            with self.transaction() as conn:
+                conn.execute(_ANCHORS.insert().values(**values))
+        except _INTEGRITY_ERRORS:
+            pass
+        found = self.anchor_by_size(int(values["tree_size"]))
+        if found is None:  # pragma: no cover - the insert or the conflict guarantees a row
+            raise StorageError(f"anchor row for size {values['tree_size']} vanished")
+        return found
+
+    def update_anchor(self, seq: int, *, expect_state: str, **values: Any) -> bool:
+        """Move anchor ``seq`` on, only if it is still in ``expect_state`` (False if it was not)."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                update(_ANCHORS).where(_ANCHORS.c.seq == seq, _ANCHORS.c.state == expect_state).values(**values)
+            )
+        return bool(result.rowcount)
+
+    def anchor_by_size(self, tree_size: int) -> StoredAnchor | None:
+        """The anchor row of the checkpoint of ``tree_size``."""
+        return self._one_anchor(select(_ANCHORS).where(_ANCHORS.c.tree_size == tree_size))
+
+    def latest_anchor(self, states: Sequence[str]) -> StoredAnchor | None:
+        """The anchor row of the largest tree size among rows in ``states``."""
+        stmt = select(_ANCHORS).where(_ANCHORS.c.state.in_(states)).order_by(_ANCHORS.c.tree_size.desc())
+        return self._one_anchor(stmt.limit(1))
+
+    def anchors(self, *, states: Sequence[str] | None = None, limit: int = 100) -> list[StoredAnchor]:
+        """Anchor rows, newest first."""
+        stmt = select(_ANCHORS).order_by(_ANCHORS.c.tree_size.desc()).limit(limit)
+        if states is not None:
+            stmt = stmt.where(_ANCHORS.c.state.in_(states))
+        with self.engine.connect() as conn:
+            return [StoredAnchor(**r._mapping) for r in conn.execute(stmt)]
+
+    def anchored_checkpoint(self, min_size: int) -> tuple[StoredAnchor, StoredCheckpoint] | None:
+        """The newest final anchor covering a tree of more than ``min_size`` leaves, with its checkpoint."""
+        a, c = _ANCHORS, _CHECKPOINTS
+        stmt = (
+            select(a, c.c.seq.label("cp_seq"), c.c.root_hash, c.c.timestamp_us, c.c.note)
+            .join(c, c.c.tree_size == a.c.tree_size)
+            .where(a.c.state == "final", a.c.tree_size > min_size)
+            .order_by(a.c.tree_size.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        m = dict(row._mapping)
+        checkpoint = StoredCheckpoint(
+            seq=m.pop("cp_seq"),
+            tree_size=m["tree_size"],
+            root_hash=m.pop("root_hash"),
+            timestamp_us=m.pop("timestamp_us"),
+            note=m.pop("note"),
+        )
+        return StoredAnchor(**m), checkpoint
+
+    def checkpoint_at(self, tree_size: int) -> StoredCheckpoint | None:
+        """The checkpoint issued at ``tree_size``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_CHECKPOINTS).where(_CHECKPOINTS.c.tree_size == tree_size)).first()
+        return StoredCheckpoint(**row._mapping) if row else None
+
+    def _one_anchor(self, stmt: Any) -> StoredAnchor | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return StoredAnchor(**row._mapping) if row else None

@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ledger.core.anchor import AnchorObservation, ReceiptAnchor, check_anchor
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey
 from ledger.core.hashing import tree_hasher
@@ -97,7 +99,9 @@ class Receipt(_Frozen):
     log: ReceiptLog
     inclusion: ReceiptInclusion
     checkpoint: str = Field(description="C2SP signed note of the checkpoint")
-    anchor: dict[str, Any] | None = None
+    anchor: ReceiptAnchor | None = Field(
+        default=None, description="where the checkpoint is anchored on chain; absent until it is"
+    )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Receipt:
@@ -154,7 +158,7 @@ def receipt_record(record_id: str, data: LeafData) -> ReceiptRecord:
     )
 
 
-STEPS = ("parse", "document", "leaf", "seal", "inclusion", "checkpoint", "key", "signature")
+STEPS = ("parse", "document", "leaf", "seal", "inclusion", "checkpoint", "key", "signature", "anchor")
 """The verification steps in order; :class:`InvalidReceipt` names the one that failed."""
 
 
@@ -171,6 +175,7 @@ class ReceiptVerification:
     document_checked: bool
     sealed_by: str | None
     steps: list[str] = field(default_factory=list)
+    anchored_on: list[str] = field(default_factory=list)
 
 
 def verify_receipt(
@@ -178,12 +183,15 @@ def verify_receipt(
     *,
     document_hash: bytes | None = None,
     trusted_key: Sm2PublicKey | None = None,
+    anchor_observations: Sequence[AnchorObservation] = (),
 ) -> ReceiptVerification:
     """Verify ``receipt`` offline; raise :class:`InvalidReceipt` naming the failed step.
 
     ``document_hash`` is the hash of the document, computed by the caller with the receipt's
     content-hash algorithm. ``trusted_key`` is the log key the caller trusts (published by the
     operator); without it the key inside the receipt is used and the result says it was not pinned.
+    ``anchor_observations`` are what chain endpoints report about the receipt's anchor (fetched by
+    the caller); each must confirm it, and a receipt without an anchor then fails the anchor step.
     """
     steps: list[str] = []
     record = receipt.record
@@ -254,6 +262,22 @@ def verify_receipt(
     except InvalidSignature as e:
         raise InvalidReceipt(str(e), step="signature", reason=e.reason) from e
     steps.append("signature")
+    if anchor_observations:
+        if receipt.anchor is None:
+            raise InvalidReceipt(
+                "the receipt has no anchor section yet; refresh it once its checkpoint is anchored",
+                step="anchor",
+                reason="not-anchored",
+            )
+        for observation in anchor_observations:
+            check_anchor(
+                receipt.anchor,
+                origin=receipt.log.origin,
+                hash_alg=log_alg,
+                checkpoint_note=receipt.checkpoint,
+                observation=observation,
+            )
+        steps.append("anchor")
     return ReceiptVerification(
         record_id=record.id,
         index=inclusion.index,
@@ -264,4 +288,5 @@ def verify_receipt(
         document_checked=document_hash is not None,
         sealed_by=data.seal.key_id if data.seal else None,
         steps=steps,
+        anchored_on=[o.endpoint for o in anchor_observations],
     )

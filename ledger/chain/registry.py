@@ -1,0 +1,479 @@
+"""The AnchorRegistry client over web3.py: writes with failover, reads from every member endpoint.
+
+Endpoints are tried in order (the last one that answered first); a connection error or timeout
+moves on to the next, a contract revert does not (every honest node would revert alike) and
+becomes :class:`~ledger.errors.ChainRejected` naming the Solidity custom error. Transactions are
+signed here with the local anchoring key (nonce from the node's pending count, fees for EIP-1559
+chains or legacy gas price otherwise) and broadcast separately, so the caller can persist the
+signed transaction before it leaves the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
+from web3.providers.rpc import HTTPProvider
+
+from contracts import load_artifact
+from ledger.core.anchor import OnchainAnchor
+from ledger.errors import ChainDisagreement, ChainError, ChainRejected, ChainUnavailable, ConfigurationError
+
+_logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+_ABSENT = ("NoSuchAnchor", "UnknownLog")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One member node's JSON-RPC endpoint (or the embedded chain)."""
+
+    name: str
+    w3: Web3
+
+    @classmethod
+    def http(cls, url: str, timeout_s: float) -> Endpoint:
+        """An endpoint over HTTP with a per-request timeout and no silent retries (we fail over)."""
+        provider = HTTPProvider(url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
+        return cls(url, Web3(provider))
+
+
+class TxState(StrEnum):
+    """What a node knows of a transaction."""
+
+    UNKNOWN = "unknown"  # neither mined nor in the node's pool: dropped, or never arrived
+    PENDING = "pending"
+    MINED = "mined"
+    REVERTED = "reverted"
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    """A transaction's state; block fields and the anchor sequence once mined."""
+
+    state: TxState
+    block_number: int | None = None
+    block_hash: str | None = None
+    sequence: int | None = None
+    gas_used: int | None = None
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed, not yet broadcast transaction."""
+
+    tx_hash: str
+    nonce: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class AnchorReading:
+    """One endpoint's answer to "what is anchored at this size?" (``error`` if it did not answer)."""
+
+    endpoint: str
+    anchor: OnchainAnchor | None
+    error: str | None = None
+
+
+class RegistryClient:
+    """Talks to one AnchorRegistry deployment through one or more endpoints of the same chain."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        *,
+        registry_address: str,
+        chain_id: int,
+        account: LocalAccount | None = None,
+        priority_fee_wei: int | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ConfigurationError("the registry client needs at least one endpoint")
+        self.endpoints = list(endpoints)
+        self.address = to_checksum_address(registry_address)
+        self.chain_id = chain_id
+        self.account = account
+        self.priority_fee_wei = priority_fee_wei
+        self._abi = load_artifact("AnchorRegistry").abi
+        self._errors = _error_selectors(self._abi)
+        self._preferred = 0
+        self._checked_chain: set[str] = set()
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _contract(self, endpoint: Endpoint) -> Contract:
+        return endpoint.w3.eth.contract(address=self.address, abi=self._abi)
+
+    def _check_chain_id(self, endpoint: Endpoint) -> None:
+        if endpoint.name in self._checked_chain:
+            return
+        actual = endpoint.w3.eth.chain_id
+        if actual != self.chain_id:
+            raise ChainError(f"{endpoint.name} serves chain {actual}, not the configured chain {self.chain_id}")
+        self._checked_chain.add(endpoint.name)
+
+    def _on(self, endpoint: Endpoint, what: str, call: Callable[[Endpoint], T]) -> T:
+        """Run ``call`` on one endpoint, converting web3 and transport errors to ChainError."""
+        try:
+            self._check_chain_id(endpoint)
+            return call(endpoint)
+        except (ContractCustomError, ContractPanicError, ContractLogicError) as e:
+            raise self._rejected(what, e) from e
+        except _CONNECTION_ERRORS as e:
+            raise ChainUnavailable(f"{endpoint.name}: {what}: {type(e).__name__}: {e}") from e
+        except (Web3RPCError, Web3Exception, ValueError) as e:
+            raise ChainError(f"{endpoint.name}: {what}: {type(e).__name__}: {e}") from e
+
+    def _failover(self, what: str, call: Callable[[Endpoint], T]) -> T:
+        """Run ``call`` on the preferred endpoint, moving on while endpoints are unreachable."""
+        failures: list[str] = []
+        order = self.endpoints[self._preferred :] + self.endpoints[: self._preferred]
+        for endpoint in order:
+            try:
+                result = self._on(endpoint, what, call)
+            except ChainUnavailable as e:
+                failures.append(e.message)
+                continue
+            self._preferred = self.endpoints.index(endpoint)
+            return result
+        raise ChainUnavailable(f"no chain endpoint answered ({what}): " + "; ".join(failures))
+
+    def _rejected(self, what: str, error: ContractLogicError) -> ChainRejected:
+        data = error.data if isinstance(error.data, str) else None
+        if data and data.startswith("0x") and len(data) >= 10:
+            found = self._errors.get(data[2:10])
+            if found is not None:
+                name, types = found
+                args = tuple(abi_decode(types, bytes.fromhex(data[10:]))) if types else ()
+                return ChainRejected(f"{what}: the registry refused: {name}{args}", error=name, args=args)
+        return ChainRejected(f"{what}: the registry refused: {error.message or error}", error="unknown")
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def head(self) -> int:
+        """The newest block number."""
+        return self._failover("block number", lambda e: int(e.w3.eth.block_number))
+
+    def block_hash(self, number: int) -> str | None:
+        """The canonical hash of block ``number`` (None if the chain is not that long)."""
+
+        def read(e: Endpoint) -> str | None:
+            if number > e.w3.eth.block_number:
+                return None
+            return "0x" + bytes(e.w3.eth.get_block(number)["hash"]).hex()
+
+        return self._failover(f"block {number}", read)
+
+    def anchor_by_size(self, log_id: bytes, tree_size: int, endpoint: Endpoint | None = None) -> OnchainAnchor | None:
+        """The anchor of ``log_id`` at ``tree_size`` (None if there is none)."""
+        what = f"anchor at size {tree_size}"
+
+        def read(e: Endpoint) -> OnchainAnchor | None:
+            try:
+                raw = self._contract(e).functions.anchorBySize(log_id, tree_size).call()
+            except (ContractCustomError, ContractLogicError) as error:
+                if self._rejected(what, error).error in _ABSENT:
+                    return None
+                raise
+            return _onchain(raw, sequence=-1)
+
+        if endpoint is not None:
+            return self._on(endpoint, what, read)
+        return self._failover(what, read)
+
+    def latest_anchor(self, log_id: bytes) -> OnchainAnchor | None:
+        """The newest anchor of ``log_id`` with its sequence (None if the log was never anchored)."""
+
+        def read(e: Endpoint) -> OnchainAnchor | None:
+            registry = self._contract(e)
+            count = int(registry.functions.anchorCount(log_id).call())
+            if count == 0:
+                return None
+            return _onchain(registry.functions.anchorAt(log_id, count - 1).call(), sequence=count - 1)
+
+        return self._failover("latest anchor", read)
+
+    def read_everywhere(self, log_id: bytes, tree_size: int) -> list[AnchorReading]:
+        """Ask every endpoint what is anchored at ``tree_size``; raise ChainDisagreement if answers differ.
+
+        An endpoint that does not answer, or has no anchor there yet (lagging), is reported in its
+        reading; two endpoints returning different anchors for the same size is a lying or forked
+        node, and never resolved by trusting the first answer.
+        """
+        readings: list[AnchorReading] = []
+        for endpoint in self.endpoints:
+            try:
+                readings.append(AnchorReading(endpoint.name, self.anchor_by_size(log_id, tree_size, endpoint)))
+            except ChainError as e:
+                readings.append(AnchorReading(endpoint.name, None, error=e.message))
+        seen = {
+            (r.anchor.root_hash, r.anchor.checkpoint_hash, r.anchor.block_number): r.endpoint
+            for r in readings
+            if r.anchor is not None
+        }
+        if len(seen) > 1:
+            detail = "; ".join(
+                f"{r.endpoint}: root {r.anchor.root_hash.hex()} block {r.anchor.block_number}"
+                for r in readings
+                if r.anchor is not None
+            )
+            raise ChainDisagreement(f"endpoints disagree on the anchor at size {tree_size}: {detail}")
+        return readings
+
+    def tx_status(self, tx_hash: str) -> TxStatus:
+        """What the chain knows of ``tx_hash`` (mined, reverted, pending in the pool, or unknown)."""
+
+        def read(e: Endpoint) -> TxStatus:
+            try:
+                receipt = e.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                try:
+                    e.w3.eth.get_transaction(HexBytes(tx_hash))
+                except TransactionNotFound:
+                    return TxStatus(TxState.UNKNOWN)
+                return TxStatus(TxState.PENDING)
+            if receipt["blockNumber"] is None:
+                return TxStatus(TxState.PENDING)
+            block = int(receipt["blockNumber"])
+            block_hash = "0x" + bytes(receipt["blockHash"]).hex()
+            if receipt["status"] != 1:
+                return TxStatus(TxState.REVERTED, block, block_hash, gas_used=int(receipt["gasUsed"]))
+            events = self._contract(e).events.CheckpointAnchored().process_receipt(receipt)
+            sequence = int(events[0]["args"]["sequence"]) if events else None
+            return TxStatus(TxState.MINED, block, block_hash, sequence, int(receipt["gasUsed"]))
+
+        return self._failover(f"transaction {tx_hash}", read)
+
+    def anchor_tx(self, log_id: bytes, tree_size: int, block_number: int) -> tuple[str, int] | None:
+        """(tx hash, sequence) of the CheckpointAnchored event for ``tree_size`` in ``block_number``."""
+
+        def read(e: Endpoint) -> tuple[str, int] | None:
+            event = self._contract(e).events.CheckpointAnchored()
+            logs = event.get_logs(
+                from_block=block_number, to_block=block_number, argument_filters={"logId": log_id}
+            )
+            for log in logs:
+                if int(log["args"]["treeSize"]) == tree_size:
+                    return "0x" + bytes(log["transactionHash"]).hex(), int(log["args"]["sequence"])
+            return None
+
+        return self._failover(f"anchor event in block {block_number}", read)
+
+    def verify_inclusion_onchain(
+        self, endpoint: Endpoint, log_id: bytes, tree_size: int, index: int, leaf: bytes, proof: Sequence[bytes]
+    ) -> bool:
+        """The registry's own ``verifyInclusion`` of a leaf against the anchored root (one eth_call)."""
+        return self._on(
+            endpoint,
+            "on-chain inclusion check",
+            lambda e: bool(
+                self._contract(e).functions.verifyInclusion(log_id, tree_size, index, leaf, list(proof)).call()
+            ),
+        )
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def sign_anchor(
+        self,
+        *,
+        log_id: bytes,
+        hash_alg_id: int,
+        tree_size: int,
+        root_hash: bytes,
+        checkpoint_hash: bytes,
+        proof: Sequence[bytes],
+        nonce: int | None = None,
+        fee_bump_percent: int = 0,
+    ) -> SignedTx:
+        """Build and sign an ``anchor`` transaction; a revert is detected now, by gas estimation."""
+        account = self._require_account()
+
+        def build(e: Endpoint) -> SignedTx:
+            call = self._contract(e).functions.anchor(
+                log_id, hash_alg_id, tree_size, root_hash, checkpoint_hash, list(proof)
+            )
+            tx_nonce = nonce if nonce is not None else e.w3.eth.get_transaction_count(account.address, "pending")
+            gas = call.estimate_gas({"from": account.address})
+            tx: dict[str, Any] = {
+                "from": account.address,
+                "nonce": tx_nonce,
+                "gas": gas + gas // 5 + 10_000,
+                "chainId": self.chain_id,
+                **fee_fields(e.w3, self.priority_fee_wei, fee_bump_percent),
+            }
+            built = call.build_transaction(tx)  # type: ignore[arg-type]
+            signed = account.sign_transaction(built)
+            return SignedTx("0x" + bytes(signed.hash).hex(), tx_nonce, bytes(signed.raw_transaction))
+
+        return self._failover(f"sign anchor at size {tree_size}", build)
+
+    def broadcast(self, signed: SignedTx) -> None:
+        """Send a signed transaction; a node that already has it is not an error."""
+
+        def send(e: Endpoint) -> None:
+            try:
+                e.w3.eth.send_raw_transaction(signed.raw)
+            except Web3RPCError as error:
+                text = str(error).lower()
+                if "already known" in text or "already imported" in text or "known transaction" in text:
+                    return
+                if "nonce too low" in text or "nonce is too low" in text:
+                    raise ChainRejected(
+                        f"transaction {signed.tx_hash}: nonce {signed.nonce} is already used", error="NonceUsed"
+                    ) from error
+                raise
+
+        self._failover(f"broadcast {signed.tx_hash}", send)
+
+    def transact(self, method: str, *args: Any, timeout_s: float = 60.0) -> TxStatus:
+        """Sign, send and wait for an administrative call (deploy-time setup, membership)."""
+        account = self._require_account()
+
+        def run(e: Endpoint) -> TxStatus:
+            call = getattr(self._contract(e).functions, method)(*args)
+            gas = call.estimate_gas({"from": account.address})
+            tx = call.build_transaction(
+                {
+                    "from": account.address,
+                    "nonce": e.w3.eth.get_transaction_count(account.address, "pending"),
+                    "gas": gas + gas // 5 + 10_000,
+                    "chainId": self.chain_id,
+                    **fee_fields(e.w3, self.priority_fee_wei, 0),
+                }
+            )
+            signed = account.sign_transaction(tx)
+            tx_hash = e.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = e.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.1)
+            if receipt["status"] != 1:
+                raise ChainRejected(f"{method} reverted in block {receipt['blockNumber']}", error="reverted")
+            return TxStatus(TxState.MINED, int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+
+        try:
+            return self._failover(method, run)
+        except TimeExhausted as e:  # pragma: no cover - converted for completeness
+            raise ChainUnavailable(f"{method}: not mined within {timeout_s} s") from e
+
+    def _require_account(self) -> LocalAccount:
+        if self.account is None:
+            raise ConfigurationError("no anchoring key is configured (keystore_path in chain.json)")
+        return self.account
+
+
+def fee_fields(w3: Web3, priority_fee_wei: int | None, bump_percent: int) -> dict[str, int]:
+    """EIP-1559 fee fields when the chain has a base fee, else a legacy gas price (Besu free gas: 0).
+
+    ``bump_percent`` raises both for a replacement transaction (nodes want at least +10 %).
+    """
+    base = w3.eth.get_block("latest").get("baseFeePerGas")
+    if base is None:
+        return {"gasPrice": int(w3.eth.gas_price) * (100 + bump_percent) // 100}
+    tip = priority_fee_wei
+    if tip is None:
+        try:
+            tip = int(w3.eth.max_priority_fee)
+        except (Web3RPCError, Web3Exception, ValueError):
+            tip = 10**9
+    tip = tip * (100 + bump_percent) // 100
+    return {"maxFeePerGas": 2 * int(base) * (100 + bump_percent) // 100 + tip, "maxPriorityFeePerGas": tip}
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def deploy_registry(
+    endpoint: Endpoint,
+    account: LocalAccount,
+    *,
+    chain_id: int,
+    sm3_precompile: str | None = None,
+    timeout_s: float = 60.0,
+) -> str:
+    """Deploy an AnchorRegistry with ``account`` as admin; returns its address."""
+    artifact = load_artifact("AnchorRegistry")
+    w3 = endpoint.w3
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    precompile = to_checksum_address(sm3_precompile or "0x" + "00" * 20)
+    try:
+        call = factory.constructor(account.address, precompile)
+        gas = call.estimate_gas({"from": account.address})
+        tx = call.build_transaction(
+            {
+                "from": account.address,
+                "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+                "gas": gas + gas // 5,
+                "chainId": chain_id,
+                **fee_fields(w3, None, 0),
+            }
+        )
+        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.1)
+    except TimeExhausted as e:
+        raise ChainUnavailable(f"registry deployment not mined within {timeout_s} s") from e
+    except _CONNECTION_ERRORS as e:
+        raise ChainUnavailable(f"{endpoint.name}: cannot deploy: {e}") from e
+    except (Web3RPCError, Web3Exception, ValueError) as e:
+        raise ChainError(f"{endpoint.name}: deployment failed: {type(e).__name__}: {e}") from e
+    if receipt["status"] != 1 or not receipt["contractAddress"]:
+        raise ChainError(f"registry deployment reverted (tx {tx_hash.hex()})")
+    return str(to_checksum_address(receipt["contractAddress"]))
+
+
+def _onchain(raw: Sequence[Any], *, sequence: int) -> OnchainAnchor:
+    tree_size, root, checkpoint, member, block_time, block_number = raw[:6]
+    return OnchainAnchor(
+        sequence=sequence,
+        tree_size=int(tree_size),
+        root_hash=bytes(root),
+        checkpoint_hash=bytes(checkpoint),
+        member=str(member),
+        block_time=int(block_time),
+        block_number=int(block_number),
+    )
+
+
+def _error_selectors(abi: Sequence[dict[str, Any]]) -> dict[str, tuple[str, list[str]]]:
+    """4-byte selector (hex) → (custom error name, argument types) from the ABI."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for item in abi:
+        if item.get("type") == "error":
+            types = [str(i["type"]) for i in item.get("inputs", [])]
+            signature = f"{item['name']}({','.join(types)})"
+            found[keccak(text=signature)[:4].hex()] = (str(item["name"]), types)
+    return found
