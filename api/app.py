@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import install_problem_handlers, problem
-from api.routes import log, records
+from api.routes import anchors, log, records
 from ledger.log import Ledger
 from ledger.sequencer import Sequencer, start_checkpoint_scheduler
-from ledger.service import open_ledger
+from ledger.service import open_anchorer, open_ledger
 from ledger.settings import Settings
 
 _logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         app.state.ledger = opened
         app.state.client_cache = {}
         app.state.sequencer = None
+        app.state.anchorer = None
         scheduler = None
         if conf.run_scheduler:
             sequencer = Sequencer(
@@ -40,11 +41,16 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             sequencer.start()
             app.state.sequencer = sequencer
             scheduler = start_checkpoint_scheduler(opened, conf.checkpoint_interval_s)
+            app.state.anchorer = open_anchorer(opened, conf)
+            if app.state.anchorer is not None:
+                app.state.anchorer.schedule(scheduler, conf.anchor_tick_s)
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
+            if app.state.anchorer is not None:
+                app.state.anchorer.close()
             if app.state.sequencer is not None:
                 app.state.sequencer.stop()
             if ledger is None:
@@ -63,6 +69,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.add_middleware(BodyLimit, limit=(settings or Settings()).max_json_body_bytes)
     app.include_router(records.router)
     app.include_router(log.router)
+    app.include_router(anchors.router)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:

@@ -15,9 +15,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
 from ledger.core.receipt import Receipt, verify_receipt
-from ledger.errors import ConfigurationError, InvalidReceipt, InvalidRequest, LedgerError
+from ledger.errors import ChainError, ConfigurationError, InvalidReceipt, InvalidRequest, LedgerError
 from ledger.keys import api_key_hash, new_api_key
 from ledger.settings import Settings
 
@@ -34,6 +35,7 @@ VERIFY_EXIT = {
     "checkpoint": 15,
     "key": 16,
     "signature": 17,
+    "anchor": 18,
 }
 ROLES = ("notarizer", "auditor", "admin")
 
@@ -211,7 +213,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     trusted = _load_key(args.key) if args.key else None
     try:
-        result = verify_receipt(receipt, document_hash=document_hash, trusted_key=trusted)
+        observations = _observe_anchor(receipt, args.rpc, args.rpc_timeout) if args.rpc else []
+        result = verify_receipt(
+            receipt, document_hash=document_hash, trusted_key=trusted, anchor_observations=observations
+        )
     except InvalidReceipt as e:
         print(f"FAILED at step {e.step}: {e.message}", file=sys.stderr)
         return VERIFY_EXIT.get(e.step, EXIT_FAILED)
@@ -221,6 +226,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"  checks passed: {', '.join(result.steps)}")
     if result.sealed_by:
         print(f"  sealed by key {result.sealed_by}")
+    if receipt.anchor is not None:
+        a = receipt.anchor
+        where = f"chain {a.chain_id}, registry {a.registry}, block {a.block_number}, tx {a.tx_hash}"
+        if result.anchored_on:
+            confirmed = ", ".join(result.anchored_on)
+            print(f"  anchored as checkpoint #{a.sequence} ({where}); confirmed by {confirmed}")
+        else:
+            print(f"  anchor claimed ({where}); give --rpc URL to check it on chain")
+    else:
+        print("  not anchored yet: refresh the receipt later (trustledger refresh)")
     if not result.document_checked:
         print("  note: no --file given; the document itself was not compared")
     if not result.key_pinned:
@@ -228,6 +243,169 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "  warning: --key not given; the log key inside the receipt was trusted. Pin the published key."
         )
     return EXIT_OK
+
+
+def _observe_anchor(receipt: Receipt, urls: Sequence[str], timeout_s: float) -> list[AnchorObservation]:
+    """Ask each endpoint about the receipt's anchor; an endpoint that cannot answer fails the step."""
+    from ledger.chain.registry import Endpoint, RegistryClient
+    from ledger.core.leaf import encode_leaf
+
+    anchor = receipt.anchor
+    if anchor is None:
+        raise InvalidReceipt(
+            "the receipt has no anchor section yet; refresh it once its checkpoint is anchored",
+            step="anchor",
+            reason="not-anchored",
+        )
+    endpoints = [Endpoint.http(url, timeout_s) for url in urls]
+    client = RegistryClient(endpoints, registry_address=anchor.registry, chain_id=anchor.chain_id)
+    proof = [bytes.fromhex(h) for h in receipt.inclusion.hashes]
+    leaf = encode_leaf(receipt.leaf_data())
+    observations = []
+    for endpoint in endpoints:
+        try:
+            observations.append(
+                client.observe(endpoint, anchor, leaf=leaf, index=receipt.inclusion.index, proof=proof)
+            )
+        except ChainError as e:
+            raise InvalidReceipt(
+                f"{endpoint.name}: cannot check the anchor: {e.message}", step="anchor"
+            ) from e
+    return observations
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """Refresh a receipt to its anchored form (from the API with --api, else the local database)."""
+    try:
+        old = Receipt.from_json(Path(args.receipt).read_bytes())
+    except OSError as e:
+        print(f"cannot read receipt: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.api:
+        import httpx
+
+        try:
+            response = httpx.post(
+                args.api.rstrip("/") + "/v1/receipts/refresh",
+                content=old.to_json(),
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
+        except httpx.HTTPError as e:
+            print(f"cannot reach {args.api}: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        if response.status_code != 200:
+            print(f"refresh refused ({response.status_code}): {response.text}", file=sys.stderr)
+            return EXIT_FAILED
+        fresh = Receipt.from_json(response.content)
+    else:
+        from ledger.service import open_ledger
+
+        fresh = open_ledger(_settings(args)).receipt(old.record.id)
+    if fresh.record != old.record:
+        print("the refreshed receipt is for a different record; not written", file=sys.stderr)
+        return EXIT_FAILED
+    Path(args.output or args.receipt).write_text(fresh.to_json())
+    state = "anchored" if fresh.anchor else "not anchored yet"
+    print(f"{args.output or args.receipt}: tree size {fresh.inclusion.tree_size}, {state}")
+    return EXIT_OK if fresh.anchor else EXIT_FAILED
+
+
+def cmd_anchor(args: argparse.Namespace) -> int:
+    """Anchor the newest checkpoint now and wait until it is final."""
+    from ledger.service import open_anchorer, open_ledger
+
+    settings = _settings(args)
+    ledger = open_ledger(settings)
+    ledger.sequence_all()
+    anchorer = open_anchorer(ledger, settings)
+    if anchorer is None:
+        print("anchoring is off (chain backend none)", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        row = anchorer.anchor_now(timeout_s=args.timeout)
+    finally:
+        anchorer.close()
+    if row is None:
+        print("nothing to anchor (empty log)", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"anchored tree size {row.tree_size} as #{row.sequence} in block {row.block_number}")
+    print(f"tx {row.tx_hash}")
+    return EXIT_OK
+
+
+def cmd_anchors(args: argparse.Namespace) -> int:
+    """Show how far behind anchoring is and the newest anchors."""
+    from ledger.anchoring import anchoring_status
+    from ledger.service import open_ledger
+
+    ledger = open_ledger(_settings(args))
+    status = anchoring_status(ledger)
+    age = f"{status.oldest_unanchored_age_s:.1f} s" if status.oldest_unanchored_age_s is not None else "-"
+    print(
+        f"log size {status.log_size}, anchored {status.anchored_size}, "
+        f"{status.entries_behind} entries behind (oldest unanchored: {age})"
+    )
+    if status.last_error:
+        print(f"last error: {status.last_error}")
+    for row in ledger.store.anchors(limit=args.limit):
+        sequence = "-" if row.sequence is None else row.sequence
+        block = "-" if row.block_number is None else row.block_number
+        print(
+            f"  size {row.tree_size:>10}  {row.state:<10} #{sequence} block {block} tx {row.tx_hash or '-'}"
+        )
+    return EXIT_OK
+
+
+def cmd_chain_deploy(args: argparse.Namespace) -> int:
+    """Deploy the AnchorRegistry on a JSON-RPC chain, register this deployment and write chain.json."""
+    from ledger.chain.config import ChainBackend, ChainConfig
+    from ledger.chain.keystore import create_keystore, load_keystore
+    from ledger.chain.registry import Endpoint, RegistryClient, deploy_registry
+
+    settings = _settings(args)
+    keystore, password = Path(args.keystore), Path(args.password_file)
+    account = load_keystore(keystore, password) if keystore.exists() else create_keystore(keystore, password)
+    if args.fund_from_key:  # devnet only: a well-known prefunded account pays the anchoring account
+        _fund(args.rpc[0], args.fund_from_key, account.address)
+    endpoint = Endpoint.http(args.rpc[0], args.timeout)
+    chain_id = int(endpoint.w3.eth.chain_id)
+    address = deploy_registry(endpoint, account, chain_id=chain_id, sm3_precompile=args.sm3_precompile)
+    client = RegistryClient([endpoint], registry_address=address, chain_id=chain_id, account=account)
+    client.transact("addMember", account.address, args.member_name or settings.log_origin)
+    config = ChainConfig(
+        backend=ChainBackend.RPC,
+        chain_id=chain_id,
+        registry_address=address,
+        rpc_urls=tuple(args.rpc),
+        keystore_path=keystore.resolve(),
+        keystore_password_file=password.resolve(),
+        confirmations=args.confirmations,
+    )
+    config.save(settings.chain_config_path)
+    print(f"registry {address} on chain {chain_id}; member {account.address}")
+    print(f"wrote {settings.chain_config_path}")
+    return EXIT_OK
+
+
+def _fund(url: str, funder_key: str, address: str) -> None:
+    """Send 100 ether from a devnet account to ``address`` (for the devnet's anchoring account)."""
+    from eth_account import Account
+
+    from ledger.chain.registry import Endpoint, fee_fields
+
+    w3 = Endpoint.http(url, 10).w3
+    funder = Account.from_key(funder_key)
+    tx = {
+        "to": address,
+        "value": 100 * 10**18,
+        "gas": 21_000,
+        "nonce": w3.eth.get_transaction_count(funder.address, "pending"),
+        "chainId": w3.eth.chain_id,
+        **fee_fields(w3, None, 0),
+    }
+    tx_hash = w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction)
+    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -290,6 +468,34 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("receipt", help="receipt JSON file")
     verify.add_argument("--file", help="the document; its hash must equal the record's content hash")
     verify.add_argument("--key", help="the published log key you trust: PEM or hex file, or hex")
+    verify.add_argument(
+        "--rpc",
+        action="append",
+        metavar="URL",
+        help="a chain member's JSON-RPC endpoint; the anchor must be confirmed by each one given",
+    )
+    verify.add_argument("--rpc-timeout", type=float, default=10.0, help="seconds per JSON-RPC request")
+    refresh = command("refresh", cmd_refresh, "refresh a receipt to its anchored form (exit 1: not yet)")
+    refresh.add_argument("receipt")
+    refresh.add_argument("--api", help="the trustledger API base URL (default: the local database)")
+    refresh.add_argument("-o", "--output", help="write here instead of over the receipt")
+    anchor = command("anchor", cmd_anchor, "anchor the newest checkpoint now and wait until it is final")
+    anchor.add_argument("--timeout", type=float, default=120.0)
+    anchors = command("anchors", cmd_anchors, "how far behind anchoring is; the newest anchors")
+    anchors.add_argument("--limit", type=int, default=10)
+    deploy = command(
+        "chain-deploy", cmd_chain_deploy, "deploy the registry on a JSON-RPC chain, write chain.json"
+    )
+    deploy.add_argument("--rpc", action="append", required=True, metavar="URL", help="member endpoint(s)")
+    deploy.add_argument("--keystore", required=True, help="encrypted anchoring key (created if missing)")
+    deploy.add_argument("--password-file", required=True, help="its password file (created if missing)")
+    deploy.add_argument("--confirmations", type=int, default=0)
+    deploy.add_argument(
+        "--sm3-precompile", help="address of the chain's SM3 precompile (FISCO BCOS: 0x…100a)"
+    )
+    deploy.add_argument("--member-name", help="name registered for this deployment (default: the log origin)")
+    deploy.add_argument("--fund-from-key", help="devnet only: private key of a prefunded account to pay gas")
+    deploy.add_argument("--timeout", type=float, default=30.0)
     audit = command("audit", cmd_audit, "re-derive the tree and check every stored node and checkpoint")
     audit.add_argument("--key", help="the published log key (default: the local key file)")
     return parser

@@ -30,6 +30,9 @@ _STATUS: list[tuple[type[errors.LedgerError], int]] = [
     (errors.LogOverloaded, 503),
     (errors.StorageError, 503),
     (errors.ConfigurationError, 500),
+    (errors.ChainRejected, 409),
+    (errors.ChainDisagreement, 502),
+    (errors.ChainError, 503),
 ]
 
 

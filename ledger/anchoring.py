@@ -130,7 +130,9 @@ class Anchorer:
 
     def schedule(self, scheduler: BackgroundScheduler, tick_s: float) -> None:
         """Run :meth:`run_once` every ``tick_s`` seconds on ``scheduler`` (never two at once)."""
-        scheduler.add_job(self.run_once, "interval", seconds=tick_s, id="anchor", max_instances=1, coalesce=True)
+        scheduler.add_job(
+            self.run_once, "interval", seconds=tick_s, id="anchor", max_instances=1, coalesce=True
+        )
 
     def run_once(self) -> AnchorRun:
         """Advance in-flight anchors and start a new one if due; never raises for chain trouble."""
@@ -209,7 +211,7 @@ class Anchorer:
             checkpoint_hash=checkpoint_hash(self.ledger.hash_alg, checkpoint.note),
             state=AnchorState.PENDING.value,
             chain_id=client.chain_id,
-            registry=client.address,
+            registry_address=client.address,
             created_at_us=int(now * 1e6),
         )
 
@@ -309,7 +311,9 @@ class Anchorer:
             )
         if status.state is TxState.REVERTED:
             resolved = self._resolve_from_chain(client, row)
-            return resolved or self._fail(row, f"anchor transaction {row.tx_hash} reverted in block {status.block_number}")
+            return resolved or self._fail(
+                row, f"anchor transaction {row.tx_hash} reverted in block {status.block_number}"
+            )
         age = self._clock() - (row.submitted_at_us or 0) / 1e6
         if status.state is TxState.PENDING:
             if age >= self.policy.tx_timeout_s:
@@ -339,8 +343,16 @@ class Anchorer:
             return self._to(row, AnchorState.SUBMITTED)
         canonical = client.block_hash(row.block_number)
         if canonical != row.block_hash:
-            _logger.warning("anchor of size %s: block %s was reorganised away", row.tree_size, row.block_number)
-            return self._to(row, AnchorState.SUBMITTED, block_number=None, block_hash=None, submitted_at_us=int(self._clock() * 1e6))
+            _logger.warning(
+                "anchor of size %s: block %s was reorganised away", row.tree_size, row.block_number
+            )
+            return self._to(
+                row,
+                AnchorState.SUBMITTED,
+                block_number=None,
+                block_hash=None,
+                submitted_at_us=int(self._clock() * 1e6),
+            )
         if client.head() - row.block_number < self.policy.confirmations:
             return None
         return self._to(row, AnchorState.FINAL, final_at_us=int(self._clock() * 1e6))
@@ -349,15 +361,18 @@ class Anchorer:
         """Demote final anchors in the watch window whose block left the canonical chain."""
         if self.policy.reorg_watch_blocks == 0:
             return
-        recent = [r for r in self.store.anchors(states=[AnchorState.FINAL], limit=32) if r.block_number is not None]
+        recent = [
+            (r, r.block_number)
+            for r in self.store.anchors(states=[AnchorState.FINAL], limit=32)
+            if r.block_number is not None
+        ]
         if not recent:
             return
         head = client.head()
-        for row in recent:
-            assert row.block_number is not None  # for mypy; filtered above
-            if head - row.block_number > self.policy.reorg_watch_blocks:
+        for row, block_number in recent:
+            if head - block_number > self.policy.reorg_watch_blocks:
                 continue
-            if client.block_hash(row.block_number) != row.block_hash:
+            if client.block_hash(block_number) != row.block_hash:
                 _logger.warning("final anchor of size %s was reorganised away; re-checking", row.tree_size)
                 self._to(row, AnchorState.SUBMITTED, block_number=None, block_hash=None, final_at_us=None)
                 run.transitions.append(f"{row.tree_size}:final->submitted")
@@ -407,7 +422,9 @@ class Anchorer:
         return anchoring_status(self.ledger, last_error=self.last_error, now=self._clock())
 
 
-def anchoring_status(ledger: Ledger, *, last_error: str | None = None, now: float | None = None) -> AnchoringStatus:
+def anchoring_status(
+    ledger: Ledger, *, last_error: str | None = None, now: float | None = None
+) -> AnchoringStatus:
     """Entries not yet covered by a final anchor, the age of the oldest of them, and what is in flight."""
     store = ledger.store
     size = ledger.current_size()

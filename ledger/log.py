@@ -489,7 +489,7 @@ def receipt_anchor(origin: str, row: StoredAnchor) -> ReceiptAnchor:
         raise StorageError(f"anchor of size {row.tree_size} is final but incomplete")
     return ReceiptAnchor(
         chain_id=row.chain_id,
-        registry=row.registry,
+        registry=row.registry_address,
         log_id="0x" + log_id(origin).hex(),
         sequence=row.sequence,
         tree_size=row.tree_size,

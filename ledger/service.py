@@ -41,7 +41,9 @@ def init_deployment(settings: Settings) -> InitResult:
         # deployments write their own chain.json instead).
         from ledger.chain.connect import init_embedded_chain  # web3 is only loaded when needed
 
-        init_embedded_chain(settings.data_dir, member_name=settings.log_origin).save(settings.chain_config_path)
+        init_embedded_chain(settings.data_dir, member_name=settings.log_origin).save(
+            settings.chain_config_path
+        )
         created_chain = True
     return InitResult(
         key.public_key(), created_key, created_secret, settings.resolved_database_url, created_chain
@@ -74,7 +76,7 @@ def open_ledger(settings: Settings, *, create_schema: bool = False) -> Ledger:
 
 def open_anchorer(ledger: Ledger, settings: Settings) -> Anchorer | None:
     """The anchoring pipeline for ``ledger`` on the configured chain (None: anchoring is off)."""
-    from ledger.anchoring import AnchorPolicy, Anchorer  # web3 is only loaded when anchoring is on
+    from ledger.anchoring import Anchorer, AnchorPolicy  # web3 is only loaded when anchoring is on
     from ledger.chain.connect import connect
 
     config = settings.chain_config()

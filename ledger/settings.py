@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     chain_confirmations: int | None = None
     chain_timeout_s: float | None = None
     chain_tx_timeout_s: float | None = None
+    chain_priority_fee_wei: int | None = Field(
+        default=None, ge=0, description="EIP-1559 tip; 0 on free-gas chains"
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
@@ -97,7 +100,7 @@ class Settings(BaseSettings):
             value = getattr(self, f"chain_{name}")
             if value is not None:
                 overrides[name] = str(value)
-        for name in ("id", "confirmations", "timeout_s", "tx_timeout_s"):
+        for name in ("id", "confirmations", "timeout_s", "tx_timeout_s", "priority_fee_wei"):
             value = getattr(self, f"chain_{name}")
             if value is not None:
                 overrides["chain_id" if name == "id" else name] = value

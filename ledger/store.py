@@ -161,7 +161,7 @@ class AnchorRow(SQLModel, table=True):
     checkpoint_hash: bytes = Field(sa_type=LargeBinary)
     state: str = Field(max_length=16, index=True)
     chain_id: int = Field(sa_type=BigInteger)
-    registry: str = Field(max_length=42)
+    registry_address: str = Field(max_length=42)
     tx_hash: str | None = Field(default=None, max_length=66)
     nonce: int | None = Field(default=None, sa_type=BigInteger)
     raw_tx: bytes | None = Field(default=None, sa_type=LargeBinary)
@@ -255,7 +255,7 @@ class StoredAnchor:
     checkpoint_hash: bytes
     state: str
     chain_id: int
-    registry: str
+    registry_address: str
     tx_hash: str | None
     nonce: int | None
     raw_tx: bytes | None
@@ -681,7 +681,9 @@ class LogStore:
         """
         if self.dialect == "postgresql":
             with self.engine.connect() as conn:
-                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ANCHOR_LOCK}).scalar())
+                got = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ANCHOR_LOCK}).scalar()
+                )
                 conn.commit()
                 try:
                     yield got
@@ -718,7 +720,9 @@ class LogStore:
         """Move anchor ``seq`` on, only if it is still in ``expect_state`` (False if it was not)."""
         with self.transaction() as conn:
             result = conn.execute(
-                update(_ANCHORS).where(_ANCHORS.c.seq == seq, _ANCHORS.c.state == expect_state).values(**values)
+                update(_ANCHORS)
+                .where(_ANCHORS.c.seq == seq, _ANCHORS.c.state == expect_state)
+                .values(**values)
             )
         return bool(result.rowcount)
 

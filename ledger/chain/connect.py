@@ -1,4 +1,4 @@
-"""Building a registry client from a :class:`~ledger.chain.config.ChainConfig`, and the embedded chain's set-up."""
+"""Opening the configured chain as a registry client, and creating the embedded chain."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def init_embedded_chain(data_dir: Path, *, member_name: str) -> ChainConfig:
     try:
         endpoint = Endpoint("embedded", chain.w3)
         address = deploy_registry(endpoint, account, chain_id=EMBEDDED_CHAIN_ID)
-        client = RegistryClient([endpoint], registry_address=address, chain_id=EMBEDDED_CHAIN_ID, account=account)
+        client = RegistryClient(
+            [endpoint], registry_address=address, chain_id=EMBEDDED_CHAIN_ID, account=account
+        )
         client.transact("addMember", account.address, member_name)
     finally:
         chain.close()

@@ -12,6 +12,7 @@ One process owns the chain at a time (an exclusive ``flock``); another process o
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import sqlite3
 import threading
@@ -23,11 +24,13 @@ from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth.exceptions import CanonicalHeadNotFound
-from eth.vm.forks import PragueVM
+from eth.vm.forks.prague import PragueVM
 from eth_tester import EthereumTester
+from eth_tester.exceptions import TransactionFailed
 from eth_tester.backends.pyevm.main import PyEVMBackend, get_default_genesis_params
-from eth_utils import to_canonical_address
+from eth_utils.address import to_canonical_address
 from web3 import Web3
+from web3.exceptions import ContractCustomError
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
@@ -36,6 +39,7 @@ from ledger.errors import ChainUnavailable
 EMBEDDED_CHAIN_ID = 131277322940537
 """eth-tester's chain id, which its ``eth_chainId`` reports."""
 _GENESIS_BALANCE = 10**27
+_CALLER = Web3.to_checksum_address("0x" + "00" * 20)
 
 
 class _SqliteKeyValue(BaseDB):
@@ -45,7 +49,9 @@ class _SqliteKeyValue(BaseDB):
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
+        )
         self._in_transaction = False
 
     def __getitem__(self, key: bytes) -> bytes:
@@ -89,11 +95,11 @@ class _SqliteKeyValue(BaseDB):
         self._conn.close()
 
 
-class _TesterChain(MiningChain):  # type: ignore[misc]  # py-evm is untyped
+class _TesterChain(MiningChain):
     """eth-tester's proof-of-stake tester chain, reopened from a database when it exists."""
 
     chain_id = EMBEDDED_CHAIN_ID
-    vm_configuration = ((0, PragueVM),)
+    vm_configuration: Any = ((0, PragueVM),)
 
     def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
         header_params["gas_limit"] = parent_header.gas_limit  # constant gas limit, as eth-tester
@@ -115,11 +121,27 @@ class _CommittingProvider(EthereumTesterProvider):
         with self._lock:
             try:
                 response = super().make_request(method, params)
+            except TransactionFailed as e:
+                self._kv.rollback()
+                raise ContractCustomError("execution reverted", data=_revert_data(e)) from e
             except BaseException:
                 self._kv.rollback()
                 raise
             self._kv.commit()
             return response
+
+
+def _revert_data(error: TransactionFailed) -> str | None:
+    """The raw revert data as a JSON-RPC node would return it (eth-tester only keeps it in the cause)."""
+    for cause in (error.__context__, error):
+        raw = cause.args[0] if cause is not None and cause.args else None
+        if isinstance(raw, Exception) and raw.args:
+            raw = raw.args[0]
+        if isinstance(raw, str) and raw.startswith(("b'", 'b"')):
+            raw = ast.literal_eval(raw)  # eth-tester hands the bytes over as their repr
+        if isinstance(raw, bytes):
+            return "0x" + raw.hex()
+    return None
 
 
 class EmbeddedChain:
@@ -148,17 +170,18 @@ def open_embedded_chain(path: Path, *, fund: Iterable[str] = ()) -> EmbeddedChai
         raise ChainUnavailable(f"the embedded chain {path} is in use by another process") from e
     kv = _SqliteKeyValue(path)
     db = AtomicDB(kv)
+    chain: Any
     try:
         chain = _TesterChain(db)
     except CanonicalHeadNotFound:
-        state = {
-            to_canonical_address(address): {"balance": _GENESIS_BALANCE, "nonce": 0, "code": b"", "storage": {}}
-            for address in fund
-        }
+        account: Any = {"balance": _GENESIS_BALANCE, "nonce": 0, "code": b"", "storage": {}}
+        state = {to_canonical_address(address): account for address in (*fund, _CALLER)}
         chain = _TesterChain.from_genesis(db, get_default_genesis_params(), state)
         kv.commit()
     backend = PyEVMBackend.__new__(PyEVMBackend)  # skip its in-memory genesis; use our chain
     backend.chain = chain
     backend.account_keys = []
     provider = _CommittingProvider(EthereumTester(backend=backend), kv)
-    return EmbeddedChain(Web3(provider), kv, lock)
+    w3 = Web3(provider)
+    w3.eth.default_account = _CALLER  # eth-tester wants a sender even for eth_call
+    return EmbeddedChain(w3, kv, lock)

@@ -19,7 +19,7 @@ from ledger.errors import ConfigurationError
 
 
 def create_keystore(path: Path, password_file: Path) -> LocalAccount:
-    """Generate an anchoring key, write it encrypted to ``path`` and a random password to ``password_file``."""
+    """Generate an anchoring key; write it encrypted to ``path``, a random password to ``password_file``."""
     if path.exists():
         raise ConfigurationError(f"{path} exists; refusing to overwrite an anchoring key")
     password = secrets.token_urlsafe(32)

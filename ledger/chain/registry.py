@@ -11,16 +11,16 @@ signed transaction before it leaves the process.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import requests
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -33,10 +33,12 @@ from web3.exceptions import (
     Web3Exception,
     Web3RPCError,
 )
+from web3.logs import DISCARD
+from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc import HTTPProvider
 
 from contracts import load_artifact
-from ledger.core.anchor import OnchainAnchor
+from ledger.core.anchor import AnchorObservation, OnchainAnchor, ReceiptAnchor
 from ledger.errors import ChainDisagreement, ChainError, ChainRejected, ChainUnavailable, ConfigurationError
 
 _logger = logging.getLogger(__name__)
@@ -61,9 +63,18 @@ class Endpoint:
 
     @classmethod
     def http(cls, url: str, timeout_s: float) -> Endpoint:
-        """An endpoint over HTTP with a per-request timeout and no silent retries (we fail over)."""
-        provider = HTTPProvider(url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
-        return cls(url, Web3(provider))
+        """An endpoint over HTTP with a per-request timeout and no silent retries (we fail over).
+
+        QBFT/IBFT chains (Besu, GoQuorum) put more than 32 bytes of ``extraData`` in block headers,
+        which web3 refuses unless the proof-of-authority middleware is installed; it is harmless
+        elsewhere.
+        """
+        provider = HTTPProvider(
+            url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+        )
+        w3 = Web3(provider)
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        return cls(url, w3)
 
 
 class TxState(StrEnum):
@@ -138,7 +149,9 @@ class RegistryClient:
             return
         actual = endpoint.w3.eth.chain_id
         if actual != self.chain_id:
-            raise ChainError(f"{endpoint.name} serves chain {actual}, not the configured chain {self.chain_id}")
+            raise ChainError(
+                f"{endpoint.name} serves chain {actual}, not the configured chain {self.chain_id}"
+            )
         self._checked_chain.add(endpoint.name)
 
     def _on(self, endpoint: Endpoint, what: str, call: Callable[[Endpoint], T]) -> T:
@@ -193,7 +206,9 @@ class RegistryClient:
 
         return self._failover(f"block {number}", read)
 
-    def anchor_by_size(self, log_id: bytes, tree_size: int, endpoint: Endpoint | None = None) -> OnchainAnchor | None:
+    def anchor_by_size(
+        self, log_id: bytes, tree_size: int, endpoint: Endpoint | None = None
+    ) -> OnchainAnchor | None:
         """The anchor of ``log_id`` at ``tree_size`` (None if there is none)."""
         what = f"anchor at size {tree_size}"
 
@@ -232,7 +247,9 @@ class RegistryClient:
         readings: list[AnchorReading] = []
         for endpoint in self.endpoints:
             try:
-                readings.append(AnchorReading(endpoint.name, self.anchor_by_size(log_id, tree_size, endpoint)))
+                readings.append(
+                    AnchorReading(endpoint.name, self.anchor_by_size(log_id, tree_size, endpoint))
+                )
             except ChainError as e:
                 readings.append(AnchorReading(endpoint.name, None, error=e.message))
         seen = {
@@ -267,13 +284,15 @@ class RegistryClient:
             block_hash = "0x" + bytes(receipt["blockHash"]).hex()
             if receipt["status"] != 1:
                 return TxStatus(TxState.REVERTED, block, block_hash, gas_used=int(receipt["gasUsed"]))
-            events = self._contract(e).events.CheckpointAnchored().process_receipt(receipt)
+            events = self._contract(e).events.CheckpointAnchored().process_receipt(receipt, errors=DISCARD)
             sequence = int(events[0]["args"]["sequence"]) if events else None
             return TxStatus(TxState.MINED, block, block_hash, sequence, int(receipt["gasUsed"]))
 
         return self._failover(f"transaction {tx_hash}", read)
 
-    def anchor_tx(self, log_id: bytes, tree_size: int, block_number: int) -> tuple[str, int] | None:
+    def anchor_tx(
+        self, log_id: bytes, tree_size: int, block_number: int, endpoint: Endpoint | None = None
+    ) -> tuple[str, int] | None:
         """(tx hash, sequence) of the CheckpointAnchored event for ``tree_size`` in ``block_number``."""
 
         def read(e: Endpoint) -> tuple[str, int] | None:
@@ -286,19 +305,42 @@ class RegistryClient:
                     return "0x" + bytes(log["transactionHash"]).hex(), int(log["args"]["sequence"])
             return None
 
+        if endpoint is not None:
+            return self._on(endpoint, f"anchor event in block {block_number}", read)
         return self._failover(f"anchor event in block {block_number}", read)
 
-    def verify_inclusion_onchain(
-        self, endpoint: Endpoint, log_id: bytes, tree_size: int, index: int, leaf: bytes, proof: Sequence[bytes]
-    ) -> bool:
-        """The registry's own ``verifyInclusion`` of a leaf against the anchored root (one eth_call)."""
-        return self._on(
-            endpoint,
-            "on-chain inclusion check",
-            lambda e: bool(
-                self._contract(e).functions.verifyInclusion(log_id, tree_size, index, leaf, list(proof)).call()
-            ),
-        )
+    def observe(
+        self, endpoint: Endpoint, anchor: ReceiptAnchor, *, leaf: bytes, index: int, proof: Sequence[bytes]
+    ) -> AnchorObservation:
+        """What ``endpoint`` says about a receipt's anchor, for :func:`ledger.core.receipt.verify_receipt`."""
+        log = bytes.fromhex(anchor.log_id[2:])
+
+        def read(e: Endpoint) -> AnchorObservation:
+            chain_id = int(e.w3.eth.chain_id)
+            onchain = self.anchor_by_size(log, anchor.tree_size, e) if chain_id == anchor.chain_id else None
+            if onchain is not None:
+                found = self.anchor_tx(log, anchor.tree_size, onchain.block_number, e)
+                onchain = replace(onchain, sequence=found[1] if found else -1)
+            block_hash = None
+            if e.w3.eth.block_number >= anchor.block_number:
+                block_hash = bytes(e.w3.eth.get_block(anchor.block_number)["hash"])
+            inclusion = None
+            if onchain is not None:
+                inclusion = bool(
+                    self._contract(e)
+                    .functions.verifyInclusion(log, anchor.tree_size, index, leaf, list(proof))
+                    .call()
+                )
+            return AnchorObservation(e.name, chain_id, onchain, block_hash, inclusion)
+
+        try:
+            return read(endpoint)
+        except (ContractCustomError, ContractPanicError, ContractLogicError) as e:
+            raise self._rejected(f"{endpoint.name}: receipt anchor", e) from e
+        except _CONNECTION_ERRORS as e:
+            raise ChainUnavailable(f"{endpoint.name}: {type(e).__name__}: {e}") from e
+        except (Web3RPCError, Web3Exception, ValueError) as e:
+            raise ChainError(f"{endpoint.name}: {type(e).__name__}: {e}") from e
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -321,7 +363,9 @@ class RegistryClient:
             call = self._contract(e).functions.anchor(
                 log_id, hash_alg_id, tree_size, root_hash, checkpoint_hash, list(proof)
             )
-            tx_nonce = nonce if nonce is not None else e.w3.eth.get_transaction_count(account.address, "pending")
+            tx_nonce = (
+                nonce if nonce is not None else e.w3.eth.get_transaction_count(account.address, "pending")
+            )
             gas = call.estimate_gas({"from": account.address})
             tx: dict[str, Any] = {
                 "from": account.address,
@@ -330,7 +374,7 @@ class RegistryClient:
                 "chainId": self.chain_id,
                 **fee_fields(e.w3, self.priority_fee_wei, fee_bump_percent),
             }
-            built = call.build_transaction(tx)  # type: ignore[arg-type]
+            built: Any = call.build_transaction(tx)  # type: ignore[arg-type]
             signed = account.sign_transaction(built)
             return SignedTx("0x" + bytes(signed.hash).hex(), tx_nonce, bytes(signed.raw_transaction))
 
@@ -348,7 +392,8 @@ class RegistryClient:
                     return
                 if "nonce too low" in text or "nonce is too low" in text:
                     raise ChainRejected(
-                        f"transaction {signed.tx_hash}: nonce {signed.nonce} is already used", error="NonceUsed"
+                        f"transaction {signed.tx_hash}: nonce {signed.nonce} is already used",
+                        error="NonceUsed",
                     ) from error
                 raise
 
@@ -375,7 +420,9 @@ class RegistryClient:
             receipt = e.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.1)
             if receipt["status"] != 1:
                 raise ChainRejected(f"{method} reverted in block {receipt['blockNumber']}", error="reverted")
-            return TxStatus(TxState.MINED, int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+            return TxStatus(
+                TxState.MINED, int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex()
+            )
 
         try:
             return self._failover(method, run)
@@ -404,17 +451,6 @@ def fee_fields(w3: Web3, priority_fee_wei: int | None, bump_percent: int) -> dic
             tip = 10**9
     tip = tip * (100 + bump_percent) // 100
     return {"maxFeePerGas": 2 * int(base) * (100 + bump_percent) // 100 + tip, "maxPriorityFeePerGas": tip}
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.1) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout_s`` passes; returns whether it held."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
 
 
 def deploy_registry(

@@ -109,13 +109,16 @@ def check_anchor(
         raise fail(f"anchor log id {anchor.log_id} is not the id of origin {origin!r}", "anchor-log-id")
     expected_hash = "0x" + checkpoint_hash(hash_alg, checkpoint_note).hex()
     if anchor.checkpoint_hash != expected_hash or anchor.tree_size != signed.checkpoint.size:
-        raise fail("the anchor section does not describe the receipt's checkpoint", "anchor-not-this-checkpoint")
+        raise fail("the anchor section does not describe the receipt's checkpoint", "anchor-other-checkpoint")
     if observation.chain_id != anchor.chain_id:
         raise fail(f"chain id is {observation.chain_id}, the receipt says {anchor.chain_id}", "wrong-chain")
     onchain = observation.anchor
     if onchain is None:
         raise fail(f"no checkpoint of size {anchor.tree_size} is anchored in the registry", "not-anchored")
-    if onchain.root_hash != signed.checkpoint.root_hash or "0x" + onchain.checkpoint_hash.hex() != expected_hash:
+    if (
+        onchain.root_hash != signed.checkpoint.root_hash
+        or "0x" + onchain.checkpoint_hash.hex() != expected_hash
+    ):
         raise fail(
             f"the registry holds root {onchain.root_hash.hex()} / checkpoint hash "
             f"{onchain.checkpoint_hash.hex()} at size {anchor.tree_size}, not the receipt's checkpoint",
@@ -130,7 +133,8 @@ def check_anchor(
     if observation.block_hash is None or "0x" + observation.block_hash.hex() != anchor.block_hash:
         seen = observation.block_hash.hex() if observation.block_hash else "no block"
         raise fail(
-            f"block {anchor.block_number} is {seen}, not the receipt's {anchor.block_hash}", "block-not-canonical"
+            f"block {anchor.block_number} is {seen}, not the receipt's {anchor.block_hash}",
+            "block-not-canonical",
         )
     if observation.onchain_inclusion is False:
         raise fail("the registry's verifyInclusion rejects the receipt's leaf and proof", "onchain-inclusion")
