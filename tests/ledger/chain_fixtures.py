@@ -9,17 +9,15 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger.anchoring import AnchorPolicy, Anchorer
+from ledger.anchoring import Anchorer, AnchorPolicy
 from ledger.chain.connect import ChainConnection
 from ledger.chain.embedded import EMBEDDED_CHAIN_ID, EmbeddedChain, open_embedded_chain
 from ledger.chain.registry import Endpoint, RegistryClient, deploy_registry
 from ledger.core.anchor import AnchorObservation
-from ledger.core.leaf import encode_leaf
-from ledger.core.receipt import Receipt
-from ledger.log import Ledger
-from ledger.log import Submission
-from ledger.core.leaf import RecordKind
 from ledger.core.crypto import HashAlgorithm
+from ledger.core.leaf import RecordKind, encode_leaf
+from ledger.core.receipt import Receipt
+from ledger.log import Ledger, Submission
 
 
 @dataclass
@@ -34,16 +32,23 @@ class Deployed:
     def client(self, endpoints: list[Endpoint] | None = None) -> RegistryClient:
         """A registry client with the anchoring key."""
         return RegistryClient(
-            endpoints or [self.endpoint], registry_address=self.address, chain_id=self.chain_id, account=self.account
+            endpoints or [self.endpoint],
+            registry_address=self.address,
+            chain_id=self.chain_id,
+            account=self.account,
         )
 
-    def anchorer(self, ledger: Ledger, *, clock: Callable[[], float] | None = None, **policy: object) -> Anchorer:
+    def anchorer(
+        self, ledger: Ledger, *, clock: Callable[[], float] | None = None, **policy: object
+    ) -> Anchorer:
         """An anchorer for ``ledger`` on this deployment (anchor on every run unless ``policy`` says otherwise)."""
         options: dict[str, object] = {"interval_s": 0, "min_entries": 1, "tx_timeout_s": 5.0}
         options.update(policy)
         client = self.client()
         kwargs = {"clock": clock} if clock else {}
-        return Anchorer(ledger, lambda: ChainConnection(client, lambda: None), AnchorPolicy(**options), **kwargs)  # type: ignore[arg-type]
+        return Anchorer(
+            ledger, lambda: ChainConnection(client, lambda: None), AnchorPolicy(**options), **kwargs
+        )  # type: ignore[arg-type]
 
 
 def deploy(endpoint: Endpoint, account: LocalAccount, chain_id: int) -> Deployed:
@@ -64,7 +69,12 @@ def embedded_deployment(path: Path) -> tuple[EmbeddedChain, Deployed]:
 def notarize(ledger: Ledger, count: int, tag: str = "r") -> list[str]:
     """Submit ``count`` records, sequence them and issue a checkpoint; returns their ids."""
     subs = [
-        Submission(kind=RecordKind.GENERIC, content_hash=bytes([i % 256]) * 32, hash_alg=HashAlgorithm.SM3, metadata={"tag": f"{tag}{i}"})
+        Submission(
+            kind=RecordKind.GENERIC,
+            content_hash=bytes([i % 256]) * 32,
+            hash_alg=HashAlgorithm.SM3,
+            metadata={"tag": f"{tag}{i}"},
+        )
         for i in range(count)
     ]
     accepted = ledger.submit("tests", subs)

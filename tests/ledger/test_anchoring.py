@@ -122,14 +122,18 @@ def test_anchor_already_on_chain_is_adopted_not_resent(
     row = ledger.store.anchor_by_size(6)
     assert row is not None and row.state == AnchorState.FINAL
     # Rewind the row as if the process died right after signing, losing its tx hash.
-    assert ledger.store.update_anchor(row.seq, expect_state="final", state="pending", tx_hash=None, raw_tx=None)
+    assert ledger.store.update_anchor(
+        row.seq, expect_state="final", state="pending", tx_hash=None, raw_tx=None
+    )
     deployed.anchorer(ledger).run_once()
     again = ledger.store.anchor_by_size(6)
     assert again is not None and again.state == AnchorState.FINAL and again.tx_hash == row.tx_hash
     assert _onchain_count(deployed, ledger.origin) == 1
 
 
-def test_forked_log_is_refused(make_ledger: LedgerFactory, chain: tuple[EmbeddedChain, Deployed], tmp_path: Path) -> None:
+def test_forked_log_is_refused(
+    make_ledger: LedgerFactory, chain: tuple[EmbeddedChain, Deployed], tmp_path: Path
+) -> None:
     """Another history under the same origin cannot extend what is anchored."""
     honest = make_ledger()
     _, deployed = chain
@@ -170,7 +174,7 @@ def test_chain_down_keeps_intake_and_catches_up(
             raise ChainUnavailable("node down (test)")
         return ChainConnection(client, lambda: None)
 
-    from ledger.anchoring import AnchorPolicy, Anchorer
+    from ledger.anchoring import Anchorer, AnchorPolicy
 
     anchorer = Anchorer(ledger, connect, AnchorPolicy(interval_s=0, min_entries=1))
     run = anchorer.run_once()
@@ -202,7 +206,9 @@ def test_embedded_chain_survives_restart(make_ledger: LedgerFactory, tmp_path: P
 
     reopened = open_embedded_chain(path)
     try:
-        again = Deployed(Endpoint("embedded", reopened.w3), deployed.address, deployed.chain_id, deployed.account)
+        again = Deployed(
+            Endpoint("embedded", reopened.w3), deployed.address, deployed.chain_id, deployed.account
+        )
         receipt = ledger.receipt(ids[0])
         verify_receipt(receipt, anchor_observations=observe(again.client(), receipt))
         notarize(ledger, 3, tag="after-restart")
