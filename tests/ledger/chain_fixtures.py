@@ -41,7 +41,7 @@ class Deployed:
     def anchorer(
         self, ledger: Ledger, *, clock: Callable[[], float] | None = None, **policy: object
     ) -> Anchorer:
-        """An anchorer for ``ledger`` on this deployment (anchor on every run unless ``policy`` says otherwise)."""
+        """An anchorer for ``ledger`` here (anchors on every run unless ``policy`` says otherwise)."""
         options: dict[str, object] = {"interval_s": 0, "min_entries": 1, "tx_timeout_s": 5.0}
         options.update(policy)
         client = self.client()
