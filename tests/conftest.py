@@ -15,6 +15,7 @@ from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey
 from ledger.log import Ledger
 from ledger.store import LogStore, make_engine
 
+pytest_plugins = ["tests.anvil"]
 PG_URL = os.environ.get("TRUSTLEDGER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SUBJECT_SECRET = b"s" * 32
 

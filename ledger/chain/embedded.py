@@ -26,8 +26,8 @@ from eth.db.backends.base import BaseDB
 from eth.exceptions import CanonicalHeadNotFound
 from eth.vm.forks.prague import PragueVM
 from eth_tester import EthereumTester
-from eth_tester.exceptions import TransactionFailed
 from eth_tester.backends.pyevm.main import PyEVMBackend, get_default_genesis_params
+from eth_tester.exceptions import TransactionFailed
 from eth_utils.address import to_canonical_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError
