@@ -62,6 +62,7 @@ SOLC_VERSION: Final = "0.8.28"
 
 ARTIFACT_SOURCES: Final[Mapping[str, str]] = {
     "AnchorRegistry": "src/AnchorRegistry.sol",
+    "EvidenceStore": "src/baseline/EvidenceStore.sol",
     "Sm3Precompile": "src/testing/Sm3Precompile.sol",
 }
 """The deployable contracts that get an artifact, with their source unit names.

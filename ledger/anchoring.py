@@ -355,6 +355,9 @@ class Anchorer:
             )
         if client.head() - row.block_number < self.policy.confirmations:
             return None
+        if len(client.endpoints) > 1:
+            # Final only when no member endpoint contradicts it (raises ChainDisagreement).
+            client.read_everywhere(self.log_id, row.tree_size)
         return self._to(row, AnchorState.FINAL, final_at_us=int(self._clock() * 1e6))
 
     def _watch_reorgs(self, client: RegistryClient, run: AnchorRun) -> None:

@@ -25,14 +25,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.cli import main as cli_main
-from ledger.anchoring import Anchorer, AnchorState
+from ledger.anchoring import Anchorer, AnchorPolicy, AnchorState, anchoring_status
+from ledger.chain.connect import ChainConnection
 from ledger.chain.registry import Endpoint
 from ledger.core.anchor import log_id
 from ledger.core.receipt import verify_receipt
 from ledger.errors import ChainDisagreement
 from ledger.keys import api_key_hash, new_api_key
 from ledger.settings import Settings
-from tests.anvil import AnvilNode
+from tests.anvil import AnvilNode, free_port
 from tests.conftest import LedgerFactory
 from tests.ledger.chain_fixtures import Deployed, deploy, notarize, observe
 
@@ -198,6 +199,29 @@ def test_reorganised_anchor_is_detected_and_resent(
     receipt = ledger.receipt(ids[0])
     assert receipt.anchor is not None and receipt.anchor.block_hash == again.block_hash
     verify_receipt(receipt, anchor_observations=observe(deployed.client(), receipt))
+
+
+def test_failover_to_the_next_endpoint(make_ledger: LedgerFactory, anvil_node: AnvilNode) -> None:
+    """A member node that is down is skipped; with every node down, anchoring pauses and says why."""
+    deployed = _deploy_on(anvil_node)
+    ledger = make_ledger()
+    notarize(ledger, 3)
+    dead = Endpoint.http(f"http://127.0.0.1:{free_port()}", 1)
+    client = deployed.client([dead, deployed.endpoint])
+    anchorer = Anchorer(
+        ledger, lambda: ChainConnection(client, lambda: None), AnchorPolicy(interval_s=0, min_entries=1)
+    )
+    _settle(anchorer, 3)
+    assert client.endpoints[client._preferred] is deployed.endpoint
+
+    notarize(ledger, 2, tag="later")
+    all_down = deployed.client([dead])
+    paused = Anchorer(
+        ledger, lambda: ChainConnection(all_down, lambda: None), AnchorPolicy(interval_s=0, min_entries=1)
+    )
+    run = paused.run_once()
+    assert run.error and "no chain endpoint answered" in run.error and dead.name in run.error
+    assert anchoring_status(ledger).entries_behind == 2
 
 
 class _LyingProxy:
