@@ -59,6 +59,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"database:   {result.database_url}")
     print(f"public key: {result.public_key.hex()}")
     print(f"key id:     {result.public_key.key_id()}")
+    config = settings.chain_config()
+    if config is None:
+        print("chain:      none (anchoring is off)")
+    else:
+        made = " (created)" if result.created_chain else ""
+        print(f"chain:      {config.backend} {config.chain_id}, registry {config.registry_address}{made}")
     return EXIT_OK
 
 

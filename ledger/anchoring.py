@@ -153,11 +153,13 @@ class Anchorer:
                         self._advance(client, created, run)
                 self.last_error = None
             except ChainUnavailable as e:
+                if e.message != self.last_error:  # once per outage, not once per tick
+                    _logger.warning("anchoring paused: %s", e.message)
                 run.error = self.last_error = e.message
-                _logger.warning("anchoring paused: %s", e.message)
             except LedgerError as e:
+                if e.message != self.last_error:
+                    _logger.error("anchoring error: %s", e.diagnostics())
                 run.error = self.last_error = e.message
-                _logger.error("anchoring error: %s", e.diagnostics())
         return run
 
     def anchor_now(self, *, timeout_s: float = 60.0) -> StoredAnchor | None:
