@@ -577,7 +577,7 @@ def report(base: BaselineResult, ours: list[OursResult]) -> None:
             ["gas per record (mean gasUsed)", fmt_gas(base.gas_per_record)],
             [
                 "  gasUsed p50 / max",
-                f"{base.gas.p50 if base.gas else 0:,.0f} p50, {base.gas.max if base.gas else 0:,.0f} max",
+                f"{base.gas.p50 if base.gas else 0:,.0f} / {base.gas.max if base.gas else 0:,.0f}",
             ],
             ["total gas", f"{base.gas_total:,}"],
             ["transactions per 100,000 records", f"{PER:,}"],

@@ -34,7 +34,7 @@ from ledger.chain.connect import ChainConnection
 from ledger.chain.registry import RegistryClient, SignedTx, TxState
 from ledger.core.anchor import HASH_ALG_IDS, checkpoint_hash, log_id
 from ledger.core.merkle import verify_consistency
-from ledger.errors import ChainRejected, ChainUnavailable, InvalidProof, LedgerError
+from ledger.errors import ChainError, ChainRejected, ChainUnavailable, InvalidProof, LedgerError
 from ledger.log import Ledger
 from ledger.store import StoredAnchor
 
@@ -134,8 +134,8 @@ class Anchorer:
             self.run_once, "interval", seconds=tick_s, id="anchor", max_instances=1, coalesce=True
         )
 
-    def run_once(self) -> AnchorRun:
-        """Advance in-flight anchors and start a new one if due; never raises for chain trouble."""
+    def run_once(self, *, force: bool = False) -> AnchorRun:
+        """Advance in-flight anchors; start a new one if due (or ``force``). Chain trouble is not raised."""
         run = AnchorRun()
         with self.store.anchor_lock() as got:
             if not got:
@@ -147,7 +147,7 @@ class Anchorer:
                 for row in sorted(self.store.anchors(states=IN_FLIGHT), key=lambda r: r.tree_size):
                     self._advance(client, row, run)
                 if not self.store.anchors(states=IN_FLIGHT, limit=1):
-                    created = self._create_if_due()
+                    created = self._create_if_due(force=force)
                     if created is not None:
                         run.created = created.tree_size
                         self._advance(client, created, run)
@@ -163,37 +163,29 @@ class Anchorer:
         return run
 
     def anchor_now(self, *, timeout_s: float = 60.0) -> StoredAnchor | None:
-        """Anchor the newest checkpoint now and wait (bounded) until it is final; for CLI and tests."""
+        """Anchor the newest checkpoint now and wait (bounded) until it is final; for CLI and API."""
         deadline = time.monotonic() + timeout_s
         self.ledger.issue_checkpoint()
         target = self.store.latest_checkpoint()
         if target is None:
             return None
-        saved = self.policy
-        self.policy = AnchorPolicy(
-            interval_s=0,
-            min_entries=1,
-            confirmations=saved.confirmations,
-            tx_timeout_s=saved.tx_timeout_s,
-            reorg_watch_blocks=saved.reorg_watch_blocks,
-        )
-        try:
-            while True:
-                self.run_once()
-                row = self.store.latest_anchor([AnchorState.FINAL])
-                if row is not None and row.tree_size >= target.tree_size:
-                    return row
-                if time.monotonic() >= deadline:
-                    raise ChainUnavailable(
-                        f"checkpoint {target.tree_size} not anchored within {timeout_s} s: {self.last_error}"
-                    )
-                time.sleep(0.2)
-        finally:
-            self.policy = saved
+        while True:
+            self.run_once(force=True)
+            row = self.store.latest_anchor([AnchorState.FINAL])
+            if row is not None and row.tree_size >= target.tree_size:
+                return row
+            failed = self.store.anchor_by_size(target.tree_size)
+            if failed is not None and failed.state == AnchorState.FAILED:
+                raise ChainError(f"anchoring checkpoint {target.tree_size} failed: {failed.last_error}")
+            if time.monotonic() >= deadline:
+                raise ChainUnavailable(
+                    f"checkpoint {target.tree_size} not anchored within {timeout_s} s: {self.last_error}"
+                )
+            time.sleep(0.2)
 
     # --- steps ----------------------------------------------------------------------------------
 
-    def _create_if_due(self) -> StoredAnchor | None:
+    def _create_if_due(self, *, force: bool) -> StoredAnchor | None:
         last = self.store.latest_anchor(ANCHORED)
         last_size = last.tree_size if last else 0
         size = self.ledger.current_size()
@@ -201,7 +193,7 @@ class Anchorer:
             return None
         now = self._clock()
         aged = last is None or now - last.created_at_us / 1e6 >= self.policy.interval_s
-        if not aged and size - last_size < self.policy.min_entries:
+        if not force and not aged and size - last_size < self.policy.min_entries:
             return None
         self.ledger.issue_checkpoint()
         checkpoint = self.store.latest_checkpoint()
