@@ -161,7 +161,7 @@ class RegistryClient:
             return call(endpoint)
         except (ContractCustomError, ContractPanicError, ContractLogicError) as e:
             raise self._rejected(what, e) from e
-        except _CONNECTION_ERRORS as e:
+        except (*_CONNECTION_ERRORS, TimeExhausted) as e:
             raise ChainUnavailable(f"{endpoint.name}: {what}: {type(e).__name__}: {e}") from e
         except (Web3RPCError, Web3Exception, ValueError) as e:
             raise ChainError(f"{endpoint.name}: {what}: {type(e).__name__}: {e}") from e
@@ -424,10 +424,7 @@ class RegistryClient:
                 TxState.MINED, int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex()
             )
 
-        try:
-            return self._failover(method, run)
-        except TimeExhausted as e:  # pragma: no cover - converted for completeness
-            raise ChainUnavailable(f"{method}: not mined within {timeout_s} s") from e
+        return self._failover(method, run)
 
     def _require_account(self) -> LocalAccount:
         if self.account is None:
