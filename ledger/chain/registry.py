@@ -51,6 +51,7 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     OSError,
 )
+_UNREACHABLE: tuple[type[BaseException], ...] = (*_CONNECTION_ERRORS, TimeExhausted)
 _ABSENT = ("NoSuchAnchor", "UnknownLog")
 
 
@@ -161,7 +162,7 @@ class RegistryClient:
             return call(endpoint)
         except (ContractCustomError, ContractPanicError, ContractLogicError) as e:
             raise self._rejected(what, e) from e
-        except (*_CONNECTION_ERRORS, TimeExhausted) as e:
+        except _UNREACHABLE as e:
             raise ChainUnavailable(f"{endpoint.name}: {what}: {type(e).__name__}: {e}") from e
         except (Web3RPCError, Web3Exception, ValueError) as e:
             raise ChainError(f"{endpoint.name}: {what}: {type(e).__name__}: {e}") from e
