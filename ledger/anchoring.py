@@ -114,6 +114,7 @@ class Anchorer:
         self._clock = clock
         self.log_id = log_id(ledger.origin)
         self.last_error: str | None = None
+        self._watched_head: tuple[int, str | None] | None = None
 
     @property
     def client(self) -> RegistryClient:
@@ -282,7 +283,16 @@ class Anchorer:
         if not moved:
             return None
         self._broadcast(client, signed)
+        self._await_mined(client, signed.tx_hash)
         return AnchorState.SUBMITTED
+
+    def _await_mined(self, client: RegistryClient, tx_hash: str) -> None:
+        """Wait briefly (bounded) for a just-sent tx, so instant-finality chains confirm in this run."""
+        deadline = time.monotonic() + min(2.0, self.policy.tx_timeout_s)
+        while time.monotonic() < deadline:
+            if client.tx_status(tx_hash).state not in (TxState.PENDING, TxState.UNKNOWN):
+                return
+            time.sleep(0.05)
 
     def _broadcast(self, client: RegistryClient, signed: SignedTx) -> None:
         try:
@@ -366,6 +376,10 @@ class Anchorer:
         if not recent:
             return
         head = client.head()
+        head_hash = client.block_hash(head)
+        if (head, head_hash) == self._watched_head:
+            return  # the chain has not moved since the last check
+        self._watched_head = (head, head_hash)
         for row, block_number in recent:
             if head - block_number > self.policy.reorg_watch_blocks:
                 continue
