@@ -200,16 +200,23 @@ def hash_file(path: Path, alg: HashAlgorithm) -> bytes:
     return hasher.digest()
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Verify a receipt offline; the exit code names the failed step."""
+def _read_receipt(path: str) -> Receipt | int:
+    """The receipt in ``path``, or the exit code after saying why it cannot be read."""
     try:
-        receipt = Receipt.from_json(Path(args.receipt).read_bytes())
+        return Receipt.from_json(Path(path).read_bytes())
     except OSError as e:
         print(f"cannot read receipt: {e}", file=sys.stderr)
         return EXIT_ERROR
     except InvalidReceipt as e:
         print(f"FAILED at step parse: {e.message}", file=sys.stderr)
         return VERIFY_EXIT["parse"]
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Verify a receipt offline; the exit code names the failed step."""
+    receipt = _read_receipt(args.receipt)
+    if isinstance(receipt, int):
+        return receipt
     document_hash = None
     if args.file:
         try:
@@ -282,11 +289,9 @@ def _observe_anchor(receipt: Receipt, urls: Sequence[str], timeout_s: float) -> 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Refresh a receipt to its anchored form (from the API with --api, else the local database)."""
-    try:
-        old = Receipt.from_json(Path(args.receipt).read_bytes())
-    except OSError as e:
-        print(f"cannot read receipt: {e}", file=sys.stderr)
-        return EXIT_ERROR
+    old = _read_receipt(args.receipt)
+    if isinstance(old, int):
+        return old
     if args.api:
         import httpx
 

@@ -32,7 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from ledger.chain.connect import ChainConnection
 from ledger.chain.registry import RegistryClient, SignedTx, TxState
-from ledger.core.anchor import HASH_ALG_IDS, checkpoint_hash, log_id
+from ledger.core.anchor import HASH_ALG_IDS, OnchainAnchor, checkpoint_hash, log_id
 from ledger.core.merkle import verify_consistency
 from ledger.errors import ChainError, ChainRejected, ChainUnavailable, InvalidProof, LedgerError
 from ledger.log import Ledger
@@ -229,10 +229,10 @@ class Anchorer:
 
     def _submit(self, client: RegistryClient, row: StoredAnchor, *, nonce: int | None = None) -> str | None:
         """Send the anchor unless the chain already has it; store the signed tx before sending."""
-        resolved = self._resolve_from_chain(client, row)
+        previous = client.latest_anchor(self.log_id)
+        resolved = self._resolve_from_chain(client, row, previous)
         if resolved is not None:
             return resolved
-        previous = client.latest_anchor(self.log_id)
         proof: list[bytes] = []
         checkpoint = self.store.checkpoint_at(row.tree_size)
         if checkpoint is None:
@@ -314,7 +314,7 @@ class Anchorer:
                 confirmed_at_us=int(self._clock() * 1e6),
             )
         if status.state is TxState.REVERTED:
-            resolved = self._resolve_from_chain(client, row)
+            resolved = self._resolve_from_chain(client, row, client.latest_anchor(self.log_id))
             return resolved or self._fail(
                 row, f"anchor transaction {row.tx_hash} reverted in block {status.block_number}"
             )
@@ -325,7 +325,7 @@ class Anchorer:
                 return self._resubmit(client, row, nonce=row.nonce)
             return None
         # Unknown to the node: never arrived (crash before broadcast), dropped, or reorged out.
-        resolved = self._resolve_from_chain(client, row)
+        resolved = self._resolve_from_chain(client, row, client.latest_anchor(self.log_id))
         if resolved is not None:
             return resolved
         if row.raw_tx is not None and age < self.policy.tx_timeout_s:
@@ -388,9 +388,19 @@ class Anchorer:
                 self._to(row, AnchorState.SUBMITTED, block_number=None, block_hash=None, final_at_us=None)
                 run.transitions.append(f"{row.tree_size}:final->submitted")
 
-    def _resolve_from_chain(self, client: RegistryClient, row: StoredAnchor) -> str | None:
-        """If the chain already settled this checkpoint, record that and say which state followed."""
-        onchain = client.anchor_by_size(self.log_id, row.tree_size)
+    def _resolve_from_chain(
+        self, client: RegistryClient, row: StoredAnchor, latest: OnchainAnchor | None
+    ) -> str | None:
+        """If the chain already settled this checkpoint, record that and say which state followed.
+
+        ``latest`` is the log's newest anchor on chain; anchored sizes only grow, so a newest
+        anchor below this size means the chain has nothing at this size yet.
+        """
+        if latest is None or latest.tree_size < row.tree_size:
+            return None
+        onchain = (
+            latest if latest.tree_size == row.tree_size else client.anchor_by_size(self.log_id, row.tree_size)
+        )
         if onchain is not None:
             if onchain.checkpoint_hash != row.checkpoint_hash:
                 return self._fail(
@@ -411,10 +421,7 @@ class Anchorer:
                 block_hash=client.block_hash(onchain.block_number),
                 confirmed_at_us=int(self._clock() * 1e6),
             )
-        latest = client.latest_anchor(self.log_id)
-        if latest is not None and latest.tree_size > row.tree_size:
-            return self._to(row, AnchorState.SUPERSEDED)
-        return None
+        return self._to(row, AnchorState.SUPERSEDED)  # a later checkpoint was anchored instead
 
     def _to(self, row: StoredAnchor, state: AnchorState, **values: object) -> str | None:
         if self.store.update_anchor(row.seq, expect_state=row.state, state=state.value, **values):

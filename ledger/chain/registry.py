@@ -155,10 +155,16 @@ class RegistryClient:
             )
         self._checked_chain.add(endpoint.name)
 
-    def _on(self, endpoint: Endpoint, what: str, call: Callable[[Endpoint], T]) -> T:
-        """Run ``call`` on one endpoint, converting web3 and transport errors to ChainError."""
+    def _on(
+        self, endpoint: Endpoint, what: str, call: Callable[[Endpoint], T], *, check_chain: bool = True
+    ) -> T:
+        """Run ``call`` on one endpoint, converting web3 and transport errors to ChainError.
+
+        ``check_chain=False`` leaves a wrong chain id to ``call`` (a verifier reports it).
+        """
         try:
-            self._check_chain_id(endpoint)
+            if check_chain:
+                self._check_chain_id(endpoint)
             return call(endpoint)
         except (ContractCustomError, ContractPanicError, ContractLogicError) as e:
             raise self._rejected(what, e) from e
@@ -334,14 +340,7 @@ class RegistryClient:
                 )
             return AnchorObservation(e.name, chain_id, onchain, block_hash, inclusion)
 
-        try:
-            return read(endpoint)
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as e:
-            raise self._rejected(f"{endpoint.name}: receipt anchor", e) from e
-        except _CONNECTION_ERRORS as e:
-            raise ChainUnavailable(f"{endpoint.name}: {type(e).__name__}: {e}") from e
-        except (Web3RPCError, Web3Exception, ValueError) as e:
-            raise ChainError(f"{endpoint.name}: {type(e).__name__}: {e}") from e
+        return self._on(endpoint, "receipt anchor", read, check_chain=False)
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -364,20 +363,15 @@ class RegistryClient:
             call = self._contract(e).functions.anchor(
                 log_id, hash_alg_id, tree_size, root_hash, checkpoint_hash, list(proof)
             )
-            tx_nonce = (
-                nonce if nonce is not None else e.w3.eth.get_transaction_count(account.address, "pending")
+            return sign_call(
+                e.w3,
+                call,
+                account,
+                chain_id=self.chain_id,
+                nonce=nonce,
+                priority_fee_wei=self.priority_fee_wei,
+                bump_percent=fee_bump_percent,
             )
-            gas = call.estimate_gas({"from": account.address})
-            tx: dict[str, Any] = {
-                "from": account.address,
-                "nonce": tx_nonce,
-                "gas": gas + gas // 5 + 10_000,
-                "chainId": self.chain_id,
-                **fee_fields(e.w3, self.priority_fee_wei, fee_bump_percent),
-            }
-            built: Any = call.build_transaction(tx)  # type: ignore[arg-type]
-            signed = account.sign_transaction(built)
-            return SignedTx("0x" + bytes(signed.hash).hex(), tx_nonce, bytes(signed.raw_transaction))
 
         return self._failover(f"sign anchor at size {tree_size}", build)
 
@@ -406,18 +400,10 @@ class RegistryClient:
 
         def run(e: Endpoint) -> TxStatus:
             call = getattr(self._contract(e).functions, method)(*args)
-            gas = call.estimate_gas({"from": account.address})
-            tx = call.build_transaction(
-                {
-                    "from": account.address,
-                    "nonce": e.w3.eth.get_transaction_count(account.address, "pending"),
-                    "gas": gas + gas // 5 + 10_000,
-                    "chainId": self.chain_id,
-                    **fee_fields(e.w3, self.priority_fee_wei, 0),
-                }
+            signed = sign_call(
+                e.w3, call, account, chain_id=self.chain_id, priority_fee_wei=self.priority_fee_wei
             )
-            signed = account.sign_transaction(tx)
-            tx_hash = e.w3.eth.send_raw_transaction(signed.raw_transaction)
+            tx_hash = e.w3.eth.send_raw_transaction(signed.raw)
             receipt = e.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.1)
             if receipt["status"] != 1:
                 raise ChainRejected(f"{method} reverted in block {receipt['blockNumber']}", error="reverted")
@@ -431,6 +417,38 @@ class RegistryClient:
         if self.account is None:
             raise ConfigurationError("no anchoring key is configured (keystore_path in chain.json)")
         return self.account
+
+
+def sign_call(
+    w3: Web3,
+    call: Any,
+    account: LocalAccount,
+    *,
+    chain_id: int,
+    nonce: int | None = None,
+    priority_fee_wei: int | None = None,
+    bump_percent: int = 0,
+    extra_gas: int = 10_000,
+) -> SignedTx:
+    """Sign a contract call or deployment: estimated gas +20 % (+ ``extra_gas``), fees, nonce.
+
+    The gas estimate runs the call first, so a revert is raised here, before anything is sent.
+    ``nonce`` None takes the sender's pending count from the node.
+    """
+    if nonce is None:
+        nonce = w3.eth.get_transaction_count(account.address, "pending")
+    gas = call.estimate_gas({"from": account.address})
+    tx: Any = call.build_transaction(
+        {
+            "from": account.address,
+            "nonce": nonce,
+            "gas": gas + gas // 5 + extra_gas,
+            "chainId": chain_id,
+            **fee_fields(w3, priority_fee_wei, bump_percent),
+        }
+    )
+    signed = account.sign_transaction(tx)
+    return SignedTx("0x" + bytes(signed.hash).hex(), nonce, bytes(signed.raw_transaction))
 
 
 def fee_fields(w3: Web3, priority_fee_wei: int | None, bump_percent: int) -> dict[str, int]:
@@ -466,17 +484,8 @@ def deploy_registry(
     precompile = to_checksum_address(sm3_precompile or "0x" + "00" * 20)
     try:
         call = factory.constructor(account.address, precompile)
-        gas = call.estimate_gas({"from": account.address})
-        tx = call.build_transaction(
-            {
-                "from": account.address,
-                "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-                "gas": gas + gas // 5,
-                "chainId": chain_id,
-                **fee_fields(w3, None, 0),
-            }
-        )
-        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        signed = sign_call(w3, call, account, chain_id=chain_id, extra_gas=0)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.1)
     except TimeExhausted as e:
         raise ChainUnavailable(f"registry deployment not mined within {timeout_s} s") from e
