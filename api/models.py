@@ -9,7 +9,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ledger.core.crypto import HashAlgorithm, digest_function
-from ledger.core.leaf import RecordKind, canonical_json, format_time
+from ledger.core.leaf import CREDIT_KINDS, RecordKind, canonical_json, format_time
 from ledger.errors import InvalidRequest
 from ledger.log import Accepted, Ledger, RecordInfo, Submission
 
@@ -55,6 +55,8 @@ class RecordIn(_In):
             raise ValueError("give exactly one of content_hash and content")
         if self.subject_id is not None and self.subject_ref is not None:
             raise ValueError("give at most one of subject_id and subject_ref")
+        if self.kind in CREDIT_KINDS:
+            raise ValueError(f"kind {self.kind.value} is written only by the credit service (/v1/credit/...)")
         return self
 
     def to_submission(self, ledger: Ledger) -> Submission:

@@ -14,8 +14,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from enum import StrEnum
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from ledger.core.anchor import ReceiptAnchor, log_id
 from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
@@ -58,6 +61,12 @@ _FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 
 def now_us() -> int:
     """The wall clock in microseconds since the Unix epoch."""
     return time.time_ns() // 1000
+
+
+def _call_on_stored(
+    on_stored: Callable[[Connection, Sequence[Accepted]], None], accepted: Sequence[Accepted], conn: Connection
+) -> None:
+    on_stored(conn, accepted)
 
 
 def new_record_id(now_us: int) -> str:
@@ -157,8 +166,17 @@ class Ledger:
 
     # --- intake -------------------------------------------------------------------------------
 
-    def submit(self, submitter: str, submissions: Sequence[Submission]) -> list[Accepted]:
+    def submit(
+        self,
+        submitter: str,
+        submissions: Sequence[Submission],
+        *,
+        on_stored: Callable[[Connection, Sequence[Accepted]], None] | None = None,
+    ) -> list[Accepted]:
         """Accept records atomically (all or none) and return their ids at once.
+
+        ``on_stored(conn, accepted)`` runs inside the same transaction once the records are in:
+        the credit service writes its own rows there, so they commit with the records or not at all.
 
         A reused idempotency key with the same content returns the first record; with other
         content it is a :class:`Conflict`. Seals are verified here, so a bad seal is refused
@@ -173,8 +191,9 @@ class Ledger:
             existing = self.store.find_idempotent(submitter, keys) if keys else {}
             results: list[Accepted] = []
             rows = self._rows(submitter, submissions, seal_keys, existing, results)
+            then = None if on_stored is None else partial(_call_on_stored, on_stored, results)
             try:
-                inserted = self.store.insert_records(rows, expected=len(submissions))
+                inserted = self.store.insert_records(rows, expected=len(submissions), then=then)
             except DuplicateRecord as e:
                 # A concurrent writer used the same idempotency key between lookup and insert.
                 if attempt == 2:
@@ -357,6 +376,18 @@ class Ledger:
     def record(self, record_id: str) -> RecordInfo:
         """A record's status by id (ids are 128-bit random capabilities)."""
         return self._record_with_checkpoint(record_id)[0]
+
+    def records(self, record_ids: Sequence[str]) -> dict[str, tuple[int, LeafData]]:
+        """Leaves of many records by id: ``{id: (intake position, leaf)}`` (unknown ids are absent).
+
+        The intake position orders records as they were accepted, sequenced or not.
+        """
+        return {r.id: (r.seq, decode_leaf(r.leaf)) for r in self.store.records(record_ids)}
+
+    def iter_records(self, kinds: Sequence[RecordKind]) -> Iterator[tuple[str, int, LeafData]]:
+        """Every record of ``kinds`` as (id, intake position, leaf), in intake order."""
+        for r in self.store.iter_records([k.value for k in kinds]):
+            yield r.id, r.seq, decode_leaf(r.leaf)
 
     def _record_with_checkpoint(self, record_id: str) -> tuple[RecordInfo, StoredCheckpoint | None]:
         """The record and the newest checkpoint its status was judged against."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -371,7 +371,13 @@ class LogStore:
 
     # --- records ----------------------------------------------------------------------------
 
-    def insert_records(self, rows: Iterable[tuple[Any, ...]], *, expected: int | None = None) -> int:
+    def insert_records(
+        self,
+        rows: Iterable[tuple[Any, ...]],
+        *,
+        expected: int | None = None,
+        then: Callable[[Connection], None] | None = None,
+    ) -> int:
         """Insert records (tuples in ``INSERT_COLUMNS`` order) in one transaction, all or none.
 
         ``rows`` may be a generator: it is consumed inside the transaction, so on PostgreSQL the
@@ -379,6 +385,8 @@ class LogStore:
         and an exception raised by the generator rolls everything back. Goes to the driver
         directly (sqlite3 ``executemany``, ``COPY``): SQLAlchemy's per-row processing cost more
         than the database. Raises :class:`DuplicateRecord` when an idempotency key is taken.
+        ``then`` runs in the same transaction after the rows are in (the credit service stores its
+        own rows there, so a record and what refers to it commit together or not at all).
         """
         count = 0
 
@@ -408,6 +416,8 @@ class LogStore:
                     conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
                         f"INSERT INTO record ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})", counted()
                     )
+                if then is not None:
+                    then(conn)
         except _INTEGRITY_ERRORS as e:
             raise DuplicateRecord("an idempotency key or record id is already stored") from e
         return count
@@ -445,6 +455,37 @@ class LogStore:
         except sa_exc.SQLAlchemyError as e:
             raise StorageError(f"database error: {e}") from e
         return StoredRecord(*row) if row else None
+
+    def records(self, record_ids: Sequence[str]) -> list[StoredRecord]:
+        """The stored records among ``record_ids`` (any order)."""
+        t = _RECORDS
+        found: list[StoredRecord] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(record_ids), 1000):
+                stmt = select(
+                    t.c.id, t.c.seq, t.c.log_index, t.c.submitter, t.c.leaf, t.c.leaf_hash, t.c.received_at_us
+                ).where(t.c.id.in_(list(record_ids[start : start + 1000])))
+                found.extend(StoredRecord(*row) for row in conn.execute(stmt))
+        return found
+
+    def iter_records(self, kinds: Sequence[str], chunk: int = 20_000) -> Iterator[StoredRecord]:
+        """Every record of ``kinds`` in intake order (sequenced or not), streaming."""
+        t = _RECORDS
+        after = 0
+        while True:
+            stmt = (
+                select(t.c.id, t.c.seq, t.c.log_index, t.c.submitter, t.c.leaf, t.c.leaf_hash, t.c.received_at_us)
+                .where(t.c.seq > after, t.c.kind.in_(list(kinds)))
+                .order_by(t.c.seq)
+                .limit(chunk)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(stmt).all()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredRecord(*row)
+            after = int(rows[-1][1])
 
     def pending_upper_bound(self) -> int:
         """A cheap upper bound of the backlog: highest queue position minus the tree size.

@@ -58,6 +58,23 @@ class RecordKind(StrEnum):
     CREDIT_EVENT = "credit_event"
     CREDIT_CHANGE = "credit_change"
     GENERIC = "generic"
+    CREDIT_RULEBOOK = "credit_rulebook"  # a rulebook version's activation (its canonical hash)
+    CREDIT_WORKFLOW = "credit_workflow"  # objections, repairs, list decisions and reminders
+    CREDIT_LIST = "credit_list"  # a published red/black list snapshot (its Merkle root)
+    ACCESS = "access"  # someone read a subject's credit data
+
+
+CREDIT_KINDS = frozenset(
+    {
+        RecordKind.CREDIT_EVENT,
+        RecordKind.CREDIT_CHANGE,
+        RecordKind.CREDIT_RULEBOOK,
+        RecordKind.CREDIT_WORKFLOW,
+        RecordKind.CREDIT_LIST,
+        RecordKind.ACCESS,
+    }
+)
+"""Kinds only the credit service writes (the records API refuses them from calling systems)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""The credit engine's error hierarchy.
+
+Every failure the credit package reports is a :class:`CreditError`; ``api.problems`` maps each
+class to an HTTP status and the CLI to a message and exit code. ``reason`` is a stable
+machine-readable code.
+"""
+
+from __future__ import annotations
+
+
+class CreditError(Exception):
+    """Root of all credit errors."""
+
+    reason: str = "credit-error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+    @property
+    def message(self) -> str:
+        """The human-readable message."""
+        return str(self.args[0]) if self.args else self.reason
+
+    def diagnostics(self) -> str:
+        """A short explanation for operators and CLI users."""
+        return f"{type(self).__name__} [{self.reason}]: {self.message}"
+
+
+class InvalidIdentifier(CreditError):
+    """A resident ID or unified social credit code that fails its standard's checks (HTTP 400)."""
+
+    reason = "invalid-identifier"
+
+
+class RulebookError(CreditError):
+    """A rulebook file that does not validate; the message names the bad entry (HTTP 422)."""
+
+    reason = "invalid-rulebook"
+
+
+class InvalidEvent(CreditError):
+    """A credit event the active rulebook cannot accept (HTTP 422)."""
+
+    reason = "invalid-event"
+
+
+class ForbiddenField(InvalidEvent):
+    """A field that 征信业管理条例 art. 14 forbids collecting, or one needing consent (HTTP 422)."""
+
+    reason = "forbidden-field"
+
+
+class UnknownSubject(CreditError):
+    """No such subject, or its personal data was erased (HTTP 404)."""
+
+    reason = "unknown-subject"
+
+
+class NotFoundError(CreditError):
+    """No such event, objection, repair or rulebook version (HTTP 404)."""
+
+    reason = "not-found"
+
+
+class WorkflowError(CreditError):
+    """A transition the workflow's current state does not allow (HTTP 409)."""
+
+    reason = "workflow-state"
+
+
+class CalendarError(CreditError):
+    """A date outside what the working-day calendar knows (HTTP 500: a deployment problem)."""
+
+    reason = "calendar-unavailable"

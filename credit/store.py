@@ -1,0 +1,298 @@
+"""The credit tables (SQLModel), in the ledger's database.
+
+Each table mirrors ledger records: a row is written in the same transaction as the record it
+refers to (``Ledger.submit(..., on_stored=...)``), so a row never exists without its record and
+a record never without its row. Raw identifiers and names exist only here, SM4-sealed under a
+per-subject key (crypto-shredding deletes the key). Nothing is ever deleted except those keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    select,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Row
+from sqlmodel import Field, SQLModel
+
+from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
+from credit.errors import CreditError
+
+_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class SubjectRow(SQLModel, table=True):
+    """A subject: its keyed reference, kind, and its SM4-sealed identifier and name."""
+
+    __tablename__ = "credit_subject"
+    ref: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    sealed_identifier: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    sealed_name: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    erased_at_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class RulebookRow(SQLModel, table=True):
+    """An activated rulebook version: its canonical JSON, hash and ledger record."""
+
+    __tablename__ = "credit_rulebook"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    version: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    activated_on: date = Field(sa_column=Column(Date, nullable=False))
+    activated_by: str = Field(sa_column=Column(String(128), nullable=False))
+
+
+class EventRow(SQLModel, table=True):
+    """A credit event (its ``credit_event`` record holds the same facts, minus personal data)."""
+
+    __tablename__ = "credit_event"
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    occurred_on: date = Field(sa_column=Column(Date, nullable=False))
+    ended_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    quantity: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    source: str = Field(sa_column=Column(String(128), nullable=False))
+    source_ref: str = Field(sa_column=Column(String(200), nullable=False))
+    refers_to: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    evidence_record_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+    __table_args__ = (Index("ix_credit_event_subject", "subject_ref"),)
+
+
+class EffectRow(SQLModel, table=True):
+    """A workflow outcome on an event (repaired, withdrawn), effective from a date."""
+
+    __tablename__ = "credit_effect"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    event_id: str = Field(sa_column=Column(String(40), nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    effective_on: date = Field(sa_column=Column(Date, nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class ScoreRow(SQLModel, table=True):
+    """A subject's current assessment (what replay compares against)."""
+
+    __tablename__ = "credit_score"
+    subject_ref: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    score: int = Field(sa_column=Column(Integer, nullable=False))
+    level: str = Field(sa_column=Column(String(8), nullable=False))
+    black: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    red: bool = Field(sa_column=Column(Integer, nullable=False))
+    red_eligible: bool = Field(sa_column=Column(Integer, nullable=False))
+    rulebook_version: str = Field(sa_column=Column(String(40), nullable=False))
+    as_of: date = Field(sa_column=Column(Date, nullable=False))
+    next_change_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True, index=True))
+    version: int = Field(sa_column=Column(Integer, nullable=False))  # optimistic concurrency
+    change_record_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class ChangeRow(SQLModel, table=True):
+    """A score change (its ``credit_change`` record holds the same, with reasons)."""
+
+    __tablename__ = "credit_change"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    as_of: date = Field(sa_column=Column(Date, nullable=False))
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CaseRow(SQLModel, table=True):
+    """An objection, repair application or list decision, with its current state and deadline."""
+
+    __tablename__ = "credit_case"
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))  # objection | repair | list
+    subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    event_id: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    state: str = Field(sa_column=Column(String(24), nullable=False, index=True))
+    opened_on: date = Field(sa_column=Column(Date, nullable=False))
+    due_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CaseStepRow(SQLModel, table=True):
+    """One transition of a case, with its ``credit_workflow`` record."""
+
+    __tablename__ = "credit_case_step"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    case_id: str = Field(sa_column=Column(String(40), nullable=False, index=True))
+    step: str = Field(sa_column=Column(String(32), nullable=False))
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    on: date = Field(sa_column=Column(Date, nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class RedDecisionRow(SQLModel, table=True):
+    """A confirmed red-list entry or exit."""
+
+    __tablename__ = "credit_red_decision"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    action: str = Field(sa_column=Column(String(8), nullable=False))
+    effective_on: date = Field(sa_column=Column(Date, nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class ListSnapshotRow(SQLModel, table=True):
+    """A published list snapshot: its members' references and Merkle root."""
+
+    __tablename__ = "credit_list_snapshot"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    list_name: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    as_of: date = Field(sa_column=Column(Date, nullable=False))
+    size: int = Field(sa_column=Column(Integer, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    members: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class AccessRow(SQLModel, table=True):
+    """Someone read a subject's credit data (the subject can see these)."""
+
+    __tablename__ = "credit_access"
+    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
+    subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    accessor: str = Field(sa_column=Column(String(128), nullable=False))
+    role: str = Field(sa_column=Column(String(32), nullable=False))
+    purpose: str = Field(sa_column=Column(String(200), nullable=False))
+    what: str = Field(sa_column=Column(String(64), nullable=False))
+    at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+def _t(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+SUBJECTS = _t(SubjectRow)
+RULEBOOKS = _t(RulebookRow)
+EVENTS = _t(EventRow)
+EFFECTS = _t(EffectRow)
+SCORES = _t(ScoreRow)
+CHANGES = _t(ChangeRow)
+CASES = _t(CaseRow)
+CASE_STEPS = _t(CaseStepRow)
+RED_DECISIONS = _t(RedDecisionRow)
+SNAPSHOTS = _t(ListSnapshotRow)
+ACCESSES = _t(AccessRow)
+TABLES = [
+    SUBJECTS,
+    RULEBOOKS,
+    EVENTS,
+    EFFECTS,
+    SCORES,
+    CHANGES,
+    CASES,
+    CASE_STEPS,
+    RED_DECISIONS,
+    SNAPSHOTS,
+    ACCESSES,
+]
+
+
+def create_credit_schema(engine: Engine) -> None:
+    """Create the credit tables (idempotent)."""
+    try:
+        SQLModel.metadata.create_all(engine, tables=TABLES)
+    except sa_exc.SQLAlchemyError as e:
+        raise CreditError(f"cannot create the credit schema: {e}", reason="storage") from e
+
+
+def event_of(row: Row[Any]) -> Event:
+    """The engine's view of an event row."""
+    m = row._mapping
+    return Event(
+        id=m["id"],
+        type=m["type"],
+        occurred_on=m["occurred_on"],
+        source=m["source"],
+        quantity=m["quantity"],
+        ended_on=m["ended_on"],
+        refers_to=m["refers_to"],
+    )
+
+
+class SubjectInputs:
+    """Everything the engine needs for a set of subjects, read in a few queries."""
+
+    def __init__(self) -> None:
+        self.events: dict[bytes, list[Event]] = {}
+        self.effects: dict[bytes, list[Effect]] = {}
+        self.red: dict[bytes, list[RedListDecision]] = {}
+        self.pending_red_exit: set[bytes] = set()
+
+    @classmethod
+    def load(cls, conn: Connection, refs: Sequence[bytes]) -> SubjectInputs:
+        """Read the events, effects and red-list decisions of ``refs``."""
+        inputs = cls()
+        for start in range(0, len(refs), 500):
+            chunk = list(refs[start : start + 500])
+            for row in conn.execute(select(EVENTS).where(EVENTS.c.subject_ref.in_(chunk))):
+                inputs.events.setdefault(bytes(row.subject_ref), []).append(event_of(row))
+            for row in conn.execute(select(EFFECTS).where(EFFECTS.c.subject_ref.in_(chunk))):
+                effect = Effect(row.event_id, EffectKind(row.kind), row.effective_on)
+                inputs.effects.setdefault(bytes(row.subject_ref), []).append(effect)
+            for row in conn.execute(select(RED_DECISIONS).where(RED_DECISIONS.c.subject_ref.in_(chunk))):
+                decision = RedListDecision(RedListAction(row.action), row.effective_on)
+                inputs.red.setdefault(bytes(row.subject_ref), []).append(decision)
+            pending = select(CASES.c.subject_ref, CASES.c.detail).where(
+                CASES.c.subject_ref.in_(chunk), CASES.c.kind == "list", CASES.c.state == "proposed"
+            )
+            for ref, detail in conn.execute(pending):
+                if detail.get("action") == "exit":
+                    inputs.pending_red_exit.add(bytes(ref))
+        return inputs
+
+
+def scores(conn: Connection, refs: Iterable[bytes]) -> dict[bytes, Row[Any]]:
+    """The score rows of ``refs``."""
+    found: dict[bytes, Row[Any]] = {}
+    refs = list(refs)
+    for start in range(0, len(refs), 500):
+        for row in conn.execute(select(SCORES).where(SCORES.c.subject_ref.in_(refs[start : start + 500]))):
+            found[bytes(row.subject_ref)] = row
+    return found
+
+
+def iter_subject_refs(conn: Connection, chunk: int = 5000) -> Iterator[list[bytes]]:
+    """All subject references, in chunks."""
+    after = b""
+    while True:
+        rows = conn.execute(
+            select(SUBJECTS.c.ref).where(SUBJECTS.c.ref > after).order_by(SUBJECTS.c.ref).limit(chunk)
+        ).all()
+        if not rows:
+            return
+        batch = [bytes(r[0]) for r in rows]
+        yield batch
+        after = batch[-1]
