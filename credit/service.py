@@ -43,6 +43,7 @@ from credit.errors import (
 )
 from credit.identifiers import ResidentId, SubjectKind, parse_identifier
 from credit.measures import AppliedMeasure, measures
+from credit.replay import LedgerEntry, replay_subject
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
 from credit.store import (
     ACCESSES,
@@ -54,6 +55,7 @@ from credit.store import (
     RED_DECISIONS,
     RULEBOOKS,
     SCORES,
+    SNAPSHOTS,
     SUBJECTS,
     SubjectInputs,
     create_credit_schema,
@@ -64,7 +66,9 @@ from credit.store import (
 from credit.vault import new_data_key, open_field, seal_field, unwrap_key, wrap_key
 from credit.workdays import WorkingCalendar
 from ledger.core.crypto import HashAlgorithm, digest_function
+from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import RecordKind, canonical_json
+from ledger.core.merkle import MemoryTree, inclusion_proof
 from ledger.errors import Conflict
 from ledger.log import Accepted, Ledger, Submission
 
@@ -1322,6 +1326,161 @@ class CreditService:
         )
         self._commit(write)
         return proposals
+
+    # --- replay and list snapshots ------------------------------------------------------------
+
+    def _replay_entries(self, ids: Sequence[str]) -> list[LedgerEntry]:
+        leaves = self.ledger.records(ids)
+        return [
+            LedgerEntry(rid, position, leaf.kind, leaf.metadata, leaf.content_hash)
+            for rid, (position, leaf) in leaves.items()
+        ]
+
+    def _stored(
+        self, conn: Connection, ref: bytes
+    ) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+        score = conn.execute(select(SCORES).where(SCORES.c.subject_ref == ref)).first()
+        events = {
+            r.id: {"type": r.type, "occurred_on": r.occurred_on, "quantity": r.quantity}
+            for r in conn.execute(select(EVENTS).where(EVENTS.c.subject_ref == ref))
+        }
+        return (dict(score._mapping) if score else None), events
+
+    def replay(self, ref: bytes) -> ReplayReport:
+        """Recompute one subject's whole history from its ledger records and compare (see
+        :mod:`credit.replay`). The records are found through the database's record ids; use
+        :meth:`replay_all` to scan the ledger itself."""
+        self.subject_kind(ref)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(select(EVENTS.c.record_id).where(EVENTS.c.subject_ref == ref))]
+            ids += [
+                r[0] for r in conn.execute(select(CHANGES.c.record_id).where(CHANGES.c.subject_ref == ref))
+            ]
+            ids += [
+                r[0]
+                for r in conn.execute(
+                    select(CASE_STEPS.c.record_id)
+                    .join(CASES, CASES.c.id == CASE_STEPS.c.case_id)
+                    .where(CASES.c.subject_ref == ref)
+                )
+            ]
+            stored_score, stored_events = self._stored(conn, ref)
+        entries = self._replay_entries(ids)
+        report = ReplayReport(subjects=1)
+        if len(entries) != len(set(ids)):
+            report.problems.append(
+                f"{len(set(ids)) - len(entries)} record(s) named by the database are not in the ledger"
+            )
+        result = replay_subject(
+            entries, self.rulebook, stored_score=stored_score, stored_events=stored_events
+        )
+        report.changes, report.events = result.changes, result.events
+        report.problems.extend(result.problems)
+        return report
+
+    def replay_all(self) -> ReplayReport:
+        """Replay every subject from a scan of the ledger's credit records (independent of the
+        database's own index), and check that every stored score has its subject's records."""
+        by_subject: dict[bytes, list[LedgerEntry]] = {}
+        kinds = [RecordKind.CREDIT_EVENT, RecordKind.CREDIT_CHANGE, RecordKind.CREDIT_WORKFLOW]
+        for rid, position, leaf in self.ledger.iter_records(kinds):
+            if leaf.subject_ref is not None:
+                entry = LedgerEntry(rid, position, leaf.kind, leaf.metadata, leaf.content_hash)
+                by_subject.setdefault(leaf.subject_ref, []).append(entry)
+        report = ReplayReport()
+        with self.engine.connect() as conn:
+            for ref, entries in by_subject.items():
+                stored_score, stored_events = self._stored(conn, ref)
+                result = replay_subject(
+                    entries, self.rulebook, stored_score=stored_score, stored_events=stored_events
+                )
+                report.subjects += 1
+                report.changes += result.changes
+                report.events += result.events
+                report.problems.extend(f"subject {ref.hex()[:16]}…: {p}" for p in result.problems)
+            for (ref,) in conn.execute(select(SCORES.c.subject_ref)):
+                if bytes(ref) not in by_subject:
+                    report.problems.append(
+                        f"subject {bytes(ref).hex()[:16]}…: a score is stored but the ledger has no records"
+                    )
+        return report
+
+    def list_members(self, list_name: str) -> list[bytes]:
+        """Subjects on ``list_name`` now ("red", or a black list's key), sorted by reference."""
+        rulebook = self.active_rulebook()
+        if list_name != "red" and list_name not in rulebook.black_lists:
+            raise NotFoundError(f"unknown list {list_name!r}", reason="unknown-list")
+        members = []
+        with self.engine.connect() as conn:
+            for ref, black, red in conn.execute(select(SCORES.c.subject_ref, SCORES.c.black, SCORES.c.red)):
+                if (list_name == "red" and red) or list_name in black:
+                    members.append(bytes(ref))
+        return sorted(members)
+
+    def publish_list_snapshot(self, list_name: str, *, by: str) -> dict[str, Any]:
+        """Publish a list as of today: a ``credit_list`` record committing to the Merkle root (SM3,
+        RFC 9162) of its members' references, so the list as published can be proven later."""
+        members = self.list_members(list_name)
+        hasher = tree_hasher(HashAlgorithm.SM3)
+        root = hasher.root_of([hasher.leaf_hash(ref) for ref in members])
+        today = self.today()
+        document = {"v": 1, "list": list_name, "as_of": today.isoformat(), "size": len(members), "by": by}
+        document["root"] = root.hex()
+        row = {"list_name": list_name, "as_of": today, "size": len(members), "root": root}
+        row["members"] = [m.hex() for m in members]
+        write = _Write()
+        write.add(
+            Submission(kind=RecordKind.CREDIT_LIST, content_hash=root, metadata=document), SNAPSHOTS, row
+        )
+        (accepted,) = self._commit(write)
+        return {**document, "record_id": accepted.id}
+
+    def list_snapshots(self, list_name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Published snapshots of a list, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(SNAPSHOTS)
+                .where(SNAPSHOTS.c.list_name == list_name)
+                .order_by(SNAPSHOTS.c.seq.desc())
+                .limit(limit)
+            ).all()
+        return [
+            {
+                "list": r.list_name,
+                "as_of": r.as_of.isoformat(),
+                "size": r.size,
+                "root": bytes(r.root).hex(),
+                "record_id": r.record_id,
+                "seq": r.seq,
+            }
+            for r in rows
+        ]
+
+    def snapshot_proof(self, seq: int, ref: bytes) -> dict[str, Any]:
+        """Whether ``ref`` was on a published snapshot, with an RFC 9162 inclusion proof if so."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(SNAPSHOTS).where(SNAPSHOTS.c.seq == seq)).first()
+        if row is None:
+            raise NotFoundError(f"no list snapshot {seq}", reason="unknown-snapshot")
+        members = [bytes.fromhex(m) for m in row.members]
+        result: dict[str, Any] = {
+            "list": row.list_name,
+            "as_of": row.as_of.isoformat(),
+            "size": row.size,
+            "root": bytes(row.root).hex(),
+            "record_id": row.record_id,
+            "member": ref in members,
+        }
+        if ref in members:
+            tree = MemoryTree(tree_hasher(HashAlgorithm.SM3))
+            for m in members:
+                tree.append(m)
+            index = members.index(ref)
+            result["index"] = index
+            result["proof"] = [
+                h.hex() for h in inclusion_proof(tree.hasher, index, tree.size, tree.read_node)
+            ]
+        return result
 
     # --- the write path --------------------------------------------------------------------------
 
