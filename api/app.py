@@ -10,8 +10,12 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.oidc import OidcConfig, OidcVerifier
 from api.problems import install_problem_handlers, problem
 from api.routes import anchors, log, records
+from api.routes import credit as credit_routes
+from credit.service import CreditService
+from credit.setup import open_credit, schedule_credit_jobs
 from ledger.log import Ledger
 from ledger.sequencer import Sequencer, start_checkpoint_scheduler
 from ledger.service import open_anchorer, open_ledger
@@ -21,8 +25,15 @@ _logger = logging.getLogger(__name__)
 _UPLOAD_PATH = "/v1/records/upload"
 
 
-def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
-    """Build the app; ``ledger`` may be injected (tests), otherwise it is opened from settings."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    ledger: Ledger | None = None,
+    credit: CreditService | None = None,
+    oidc: OidcVerifier | None = None,
+) -> FastAPI:
+    """Build the app; ``ledger``, ``credit`` and ``oidc`` may be injected (tests), otherwise they are
+    opened from settings."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,6 +41,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         opened = ledger or open_ledger(conf, create_schema=True)
         app.state.settings = conf
         app.state.ledger = opened
+        app.state.credit = credit or open_credit(opened, conf, create=True)
+        app.state.oidc = oidc or _oidc_from(conf)
         app.state.client_cache = {}
         app.state.sequencer = None
         app.state.anchorer = None
@@ -44,6 +57,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             app.state.anchorer = open_anchorer(opened, conf)
             if app.state.anchorer is not None:
                 app.state.anchorer.schedule(scheduler, conf.anchor_tick_s)
+            schedule_credit_jobs(scheduler, app.state.credit, conf)
         try:
             yield
         finally:
@@ -70,6 +84,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(records.router)
     app.include_router(log.router)
     app.include_router(anchors.router)
+    app.include_router(credit_routes.router)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
@@ -77,6 +92,19 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         return {"status": "ok"}
 
     return app
+
+
+def _oidc_from(settings: Settings) -> OidcVerifier | None:
+    """The citizens' token verifier (None when no identity provider is configured)."""
+    if settings.oidc_issuer is None:
+        return None
+    config = OidcConfig(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        identifier_claim=settings.oidc_identifier_claim,
+        jwks_uri=settings.oidc_jwks_uri,
+    )
+    return OidcVerifier(config)
 
 
 class BodyLimit:

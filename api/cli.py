@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from api.cli_credit import add_credit_commands, role_argument
+from credit.errors import CreditError, InvalidEvent, InvalidIdentifier, RulebookError
 from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
 from ledger.core.receipt import Receipt, verify_receipt
@@ -37,7 +39,7 @@ VERIFY_EXIT = {
     "signature": 17,
     "anchor": 18,
 }
-ROLES = ("notarizer", "auditor", "admin")
+ROLES = ("notarizer", "auditor", "approval", "officer", "admin", "source:<role> (e.g. source:court)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -49,16 +51,25 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
+def _common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="key files and SQLite database (default: var, or TRUSTLEDGER_DATA_DIR)")
+    p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Create key files and the database schema."""
-    from ledger.service import init_deployment
+    from credit.setup import open_credit
+    from ledger.service import init_deployment, open_ledger
 
     settings = _settings(args)
     result = init_deployment(settings)
+    credit = open_credit(open_ledger(settings), settings, create=True)
+    credit.ledger.store.engine.dispose()
     print(f"log key:    {settings.log_key_path} ({'created' if result.created_key else 'kept'})")
     print(f"database:   {result.database_url}")
     print(f"public key: {result.public_key.hex()}")
     print(f"key id:     {result.public_key.key_id()}")
+    print(f"rulebook:   {credit.active_rulebook().version}")
     config = settings.chain_config()
     if config is None:
         print("chain:      none (anchoring is off)")
@@ -450,10 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(handler=handler)
-        p.add_argument(
-            "--data-dir", help="key files and SQLite database (default: var, or TRUSTLEDGER_DATA_DIR)"
-        )
-        p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+        _common_options(p)
         return p
 
     command("init", cmd_init, "create the log key, the subject secret and the database schema")
@@ -465,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--init", action="store_true", help="run init first (idempotent)")
     keys = command("add-client", cmd_keys_create, "register a calling system and print its API key")
     keys.add_argument("name")
-    keys.add_argument("--role", choices=ROLES, required=True)
+    keys.add_argument("--role", type=role_argument, required=True, help="; ".join(ROLES))
     seal = command("add-seal-key", cmd_seal_key_add, "register a calling system's SM2 seal public key")
     seal.add_argument("system")
     seal.add_argument("public_key", help="hex x||y (or 04||x||y), or a PEM file")
@@ -509,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--timeout", type=float, default=30.0)
     audit = command("audit", cmd_audit, "re-derive the tree and check every stored node and checkpoint")
     audit.add_argument("--key", help="the published log key (default: the local key file)")
+    add_credit_commands(sub, _settings, _common_options)
     return parser
 
 
@@ -524,6 +533,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e.message}", file=sys.stderr)
         return EXIT_USAGE
     except LedgerError as e:
+        print(f"error: {e.diagnostics()}", file=sys.stderr)
+        return EXIT_ERROR
+    except (InvalidIdentifier, RulebookError, InvalidEvent) as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except CreditError as e:
         print(f"error: {e.diagnostics()}", file=sys.stderr)
         return EXIT_ERROR
     except ValueError as e:  # settings validation

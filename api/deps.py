@@ -10,6 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from api.oidc import OidcVerifier
+from credit.service import CreditService
 from ledger.errors import Forbidden, Unauthorized
 from ledger.keys import api_key_hash
 from ledger.log import Ledger
@@ -24,7 +26,10 @@ class Role(StrEnum):
     """What a calling system may do."""
 
     NOTARIZER = "notarizer"  # submit records
-    AUDITOR = "auditor"  # read proofs, trigger checkpoints
+    AUDITOR = "auditor"  # read proofs, trigger checkpoints, replay scores, read subjects' credit data
+    SOURCE = "source"  # a credit source system (stored as "source:<rulebook source role>")
+    APPROVAL = "approval"  # an approval system asking which measures apply
+    OFFICER = "officer"  # credit officers: confirm list changes, decide repairs, publish list snapshots
     ADMIN = "admin"  # everything
 
 
@@ -34,6 +39,13 @@ class Client:
 
     name: str
     role: Role
+    source_role: str | None = None  # for sources: court, tax, … (the rulebook's source roles)
+
+    @classmethod
+    def parse(cls, name: str, stored_role: str) -> Client:
+        """A client from its stored role text (``source:court`` → SOURCE with source role court)."""
+        role, _, source_role = stored_role.partition(":")
+        return cls(name, Role(role), source_role or None)
 
 
 def get_settings(request: Request) -> Settings:
@@ -86,7 +98,7 @@ def get_client(
     if found is None:
         cache.pop(digest, None)
         raise Unauthorized("unknown or disabled API key", reason="invalid-api-key")
-    client = Client(found[0], Role(found[1]))
+    client = Client.parse(found[0], found[1])
     if len(cache) >= _CLIENT_CACHE_MAX:
         cache.clear()
     cache[digest] = (now, client)
@@ -109,3 +121,43 @@ def _require(*roles: Role) -> Callable[[Client], Client]:
 
 NotarizerDep = Annotated[Client, Depends(_require(Role.NOTARIZER))]
 AuditorDep = Annotated[Client, Depends(_require(Role.AUDITOR))]
+SourceDep = Annotated[Client, Depends(_require(Role.SOURCE))]
+ApprovalDep = Annotated[Client, Depends(_require(Role.APPROVAL))]
+OfficerDep = Annotated[Client, Depends(_require(Role.OFFICER))]
+OfficerOrSourceDep = Annotated[Client, Depends(_require(Role.OFFICER, Role.SOURCE))]
+
+
+def get_credit(request: Request) -> CreditService:
+    """The app's credit service."""
+    service: CreditService = request.app.state.credit
+    return service
+
+
+CreditDep = Annotated[CreditService, Depends(get_credit)]
+
+
+@dataclass(frozen=True)
+class Citizen:
+    """A person or enterprise signed in through the identity provider: only its own data."""
+
+    subject_ref: bytes
+    identifier: str
+    name: str | None
+
+
+def get_citizen(
+    request: Request, credit: CreditDep, authorization: Annotated[str | None, Header()] = None
+) -> Citizen:
+    """The subject named by an OpenID Connect bearer token from the district's identity provider."""
+    verifier: OidcVerifier | None = request.app.state.oidc
+    if verifier is None:
+        raise Unauthorized("citizen sign-in is not configured (oidc_issuer)", reason="oidc-not-configured")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("sign in: 'Authorization: Bearer <id token>'", reason="missing-token")
+    signed_in = verifier.verify(token.strip())
+    ref, _kind, number = credit.subject_ref(signed_in.identifier)
+    return Citizen(ref, number, signed_in.name)
+
+
+CitizenDep = Annotated[Citizen, Depends(get_citizen)]

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from credit import errors as credit_errors
 from ledger import errors
 
 _logger = logging.getLogger(__name__)
@@ -36,6 +37,17 @@ _STATUS: list[tuple[type[errors.LedgerError], int]] = [
 ]
 
 
+_CREDIT_STATUS: list[tuple[type[credit_errors.CreditError], int]] = [
+    (credit_errors.InvalidIdentifier, 400),
+    (credit_errors.RulebookError, 422),
+    (credit_errors.InvalidEvent, 422),
+    (credit_errors.UnknownSubject, 404),
+    (credit_errors.NotFoundError, 404),
+    (credit_errors.WorkflowError, 409),
+    (credit_errors.CalendarError, 500),
+]
+
+
 def problem(status: int, title: str, detail: str, reason: str, **extra: Any) -> JSONResponse:
     """A problem+json response."""
     body = {"type": f"urn:trustledger:problem:{reason}", "title": title, "status": status, "detail": detail}
@@ -49,6 +61,8 @@ def problem(status: int, title: str, detail: str, reason: str, **extra: Any) -> 
 
 def status_of(error: errors.LedgerError) -> int:
     """The HTTP status for a domain error."""
+    if error.reason == "idp-unavailable":
+        return 503  # the identity provider is down: not the caller's fault
     for kind, status in _STATUS:
         if isinstance(error, kind):
             return status
@@ -67,6 +81,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         if status >= 500:
             _logger.error("request failed", extra={"error": error.diagnostics()})
         return problem(status, type(error).__name__, error.message, error.reason, **extra)
+
+    @app.exception_handler(credit_errors.CreditError)
+    async def credit_error(_request: Request, error: credit_errors.CreditError) -> JSONResponse:
+        status = next((code for kind, code in _CREDIT_STATUS if isinstance(error, kind)), 400)
+        if status >= 500:
+            _logger.error("request failed", extra={"error": error.diagnostics()})
+        return problem(status, type(error).__name__, error.message, error.reason)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -41,7 +41,14 @@ from credit.errors import (
     UnknownSubject,
     WorkflowError,
 )
-from credit.identifiers import ResidentId, SubjectKind, parse_identifier
+from credit.identifiers import (
+    CreditCode,
+    ResidentId,
+    SubjectKind,
+    parse_credit_code,
+    parse_identifier,
+    parse_resident_id,
+)
 from credit.measures import AppliedMeasure, measures
 from credit.replay import LedgerEntry, replay_subject
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
@@ -300,9 +307,19 @@ class CreditService:
 
     # --- subjects --------------------------------------------------------------------------------
 
-    def subject_ref(self, identifier: str) -> tuple[bytes, SubjectKind, str]:
-        """Validate an identifier; its keyed reference, kind and canonical form."""
-        parsed = parse_identifier(identifier, today=self.today())
+    def subject_ref(self, identifier: str, kind: SubjectKind | None = None) -> tuple[bytes, SubjectKind, str]:
+        """Validate an identifier; its keyed reference, kind and canonical form.
+
+        ``kind`` settles the rare all-digit strings that are both a valid resident ID and a valid
+        credit code (about 1 in 1,000); without it those are refused as ambiguous.
+        """
+        parsed: ResidentId | CreditCode
+        if kind is SubjectKind.PERSON:
+            parsed = parse_resident_id(identifier, today=self.today())
+        elif kind is SubjectKind.ORGANIZATION:
+            parsed = parse_credit_code(identifier)
+        else:
+            parsed = parse_identifier(identifier, today=self.today())
         number = parsed.number if isinstance(parsed, ResidentId) else parsed.code
         return self.ledger.subject_ref(number), parsed.kind, number
 
@@ -404,7 +421,12 @@ class CreditService:
                 f"a {source.role} source may not report {type_} (sources: {', '.join(et.sources)})",
                 reason="source-not-allowed",
             )
-        ref, kind, number = self.subject_ref(str(raw.get("subject", "")))
+        kind_text = raw.get("subject_kind")
+        if kind_text is not None and kind_text not in ("person", "organization"):
+            raise InvalidEvent("subject_kind must be person or organization", reason="subject-kind")
+        ref, kind, number = self.subject_ref(
+            str(raw.get("subject", "")), SubjectKind(kind_text) if kind_text else None
+        )
         if kind not in et.subjects:
             raise InvalidEvent(f"{type_} does not apply to a {kind.value}", reason="subject-kind")
         occurred = _date(raw.get("occurred_on"), "occurred_on")

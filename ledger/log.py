@@ -14,8 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -64,7 +64,9 @@ def now_us() -> int:
 
 
 def _call_on_stored(
-    on_stored: Callable[[Connection, Sequence[Accepted]], None], accepted: Sequence[Accepted], conn: Connection
+    on_stored: Callable[[Connection, Sequence[Accepted]], None],
+    accepted: Sequence[Accepted],
+    conn: Connection,
 ) -> None:
     on_stored(conn, accepted)
 

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     chain_priority_fee_wei: int | None = Field(
         default=None, ge=0, description="EIP-1559 tip; 0 on free-gas chains"
     )
+    timezone: str = Field(default="Asia/Shanghai", description="the local day for credit dates and jobs")
+    credit_jobs_at: str = Field(default="00:10", pattern=r"^[0-2][0-9]:[0-5][0-9]$", description="daily jobs")
+    oidc_issuer: str | None = Field(default=None, description="the identity provider citizens sign in with")
+    oidc_audience: str = "trustledger-api"
+    oidc_identifier_claim: str = Field(default="id_number", description="claim with the ID number or code")
+    oidc_jwks_uri: str | None = Field(default=None, description="default: from the issuer's discovery")
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
@@ -85,6 +91,11 @@ class Settings(BaseSettings):
     def subject_secret_path(self) -> Path:
         """The per-deployment HMAC-SM3 secret file for subject references."""
         return self.data_dir / "subject-secret.key"
+
+    @property
+    def credit_key_path(self) -> Path:
+        """The master key (SM4) that wraps every subject's personal-data key."""
+        return self.data_dir / "credit-master.key"
 
     @property
     def chain_config_path(self) -> Path:

@@ -474,7 +474,9 @@ class LogStore:
         after = 0
         while True:
             stmt = (
-                select(t.c.id, t.c.seq, t.c.log_index, t.c.submitter, t.c.leaf, t.c.leaf_hash, t.c.received_at_us)
+                select(
+                    t.c.id, t.c.seq, t.c.log_index, t.c.submitter, t.c.leaf, t.c.leaf_hash, t.c.received_at_us
+                )
                 .where(t.c.seq > after, t.c.kind.in_(list(kinds)))
                 .order_by(t.c.seq)
                 .limit(chunk)
