@@ -219,10 +219,22 @@ class CreditService:
     # --- set-up and rulebooks -------------------------------------------------------------------
 
     def create_schema(self) -> None:
-        """Create the credit tables; activate the shipped default rulebook if none is active."""
+        """Create the credit tables (idempotent)."""
         create_credit_schema(self.engine)
-        if self._active_row() is None:
-            self.activate_rulebook(default_rulebook(), by="trustledger init")
+
+    def ensure_rulebook(self) -> str:
+        """The version in force, activating the shipped default first if none is (recorded like any
+        activation; ``trustledger init`` does this, otherwise the first credit operation does)."""
+        active = self._active_row()
+        if active is None:
+            try:
+                self.activate_rulebook(default_rulebook(), by="trustledger (default rulebook)")
+            except (Conflict, _Stale):
+                pass  # another process activated it at the same moment
+            active = self._active_row()
+        if active is None:
+            raise CreditError("no rulebook is active", reason="no-rulebook")
+        return active[0]
 
     def _active_row(self) -> tuple[str, bytes] | None:
         with self.engine.connect() as conn:
@@ -234,9 +246,7 @@ class CreditService:
     def active_rulebook(self) -> Rulebook:
         """The rulebook in force (the most recently activated version)."""
         active = self._active_row()
-        if active is None:
-            raise CreditError("no rulebook is active; run `trustledger init`", reason="no-rulebook")
-        return self.rulebook(active[0])
+        return self.rulebook(active[0] if active is not None else self.ensure_rulebook())
 
     def rulebook(self, version: str) -> Rulebook:
         """An activated rulebook version, checked against the hash recorded at activation."""

@@ -44,7 +44,7 @@ def master_key(settings: Settings, *, create: bool = False) -> bytes:
 def open_credit(
     ledger: Ledger, settings: Settings, *, create: bool = False, today: Callable[[], date] | None = None
 ) -> CreditService:
-    """The credit service over ``ledger``; with ``create`` also its key, tables and default rulebook."""
+    """The credit service over ``ledger``; with ``create`` also its key and tables."""
     service = CreditService(
         ledger, master_key=master_key(settings, create=create), today=today or local_today(settings.timezone)
     )
