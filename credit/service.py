@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from credit.engine import (
@@ -1522,27 +1522,30 @@ class CreditService:
         def store(conn: Connection, accepted: Sequence[Accepted]) -> None:
             if any(a.duplicate for a in accepted):
                 raise _Stale("an event was stored concurrently")
+            # Rows go in as one executemany per table (per-row statements dominated bulk recomputes).
+            batches: dict[tuple[Any, frozenset[str]], list[dict[str, Any]]] = {}
             for table, values, column in write.rows:
-                values = dict(values)
-                position = values.pop("_position", None)
+                row = dict(values)
+                position = row.pop("_position", None)
                 if column is not None and position is not None:
-                    values[column] = accepted[position].id
-                conn.execute(insert(table).values(**values))
+                    row[column] = accepted[position].id
+                batches.setdefault((table, frozenset(row)), []).append(row)
+            new_scores, updates = [], []
             for ref, version, values in write.score_updates:
-                values = dict(values)
-                position = values.pop("_position", None)
-                if position is not None:
-                    values["change_record_id"] = accepted[position].id
+                row = dict(values)
+                position = row.pop("_position", None)
+                row["change_record_id"] = accepted[position].id if position is not None else None
                 if version is None:
-                    conn.execute(insert(SCORES).values(subject_ref=ref, version=1, **values))
+                    new_scores.append({"subject_ref": ref, "version": 1, **row})
                 else:
-                    done = conn.execute(
-                        update(SCORES)
-                        .where(SCORES.c.subject_ref == ref, SCORES.c.version == version)
-                        .values(version=version + 1, **values)
-                    )
-                    if done.rowcount != 1:
-                        raise _Stale("score changed concurrently")
+                    if position is None:
+                        del row["change_record_id"]  # unchanged score: keep the last change's record
+                    updates.append({"b_ref": ref, "b_version": version, "version": version + 1, **row})
+            if new_scores:
+                batches.setdefault((SCORES, frozenset(new_scores[0])), []).extend(new_scores)
+            for (table, _keys), rows in batches.items():
+                conn.execute(insert(table), rows)
+            _update_scores(conn, updates)
             if extra is not None:
                 extra(conn)
 
@@ -1555,6 +1558,21 @@ class CreditService:
             return self.ledger.submit(SUBMITTER, write.subs, on_stored=store)
         except Conflict as e:
             raise _Stale(str(e)) from e
+
+
+def _update_scores(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:
+    """Apply score updates, each only if the row still has the version it was computed from."""
+    guard = (SCORES.c.subject_ref == bindparam("b_ref"), SCORES.c.version == bindparam("b_version"))
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for values in updates:
+        groups.setdefault(frozenset(values), []).append(values)
+    for rows in groups.values():
+        if conn.dialect.supports_sane_multi_rowcount:
+            done = conn.execute(update(SCORES).where(*guard), rows).rowcount
+        else:
+            done = sum(conn.execute(update(SCORES).where(*guard), row).rowcount for row in rows)
+        if done != len(rows):
+            raise _Stale("a score changed concurrently")
 
 
 def _date(value: Any, name: str) -> date:
