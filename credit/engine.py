@@ -241,7 +241,7 @@ def evaluate(
                 if et.counts_months is not None
                 else rulebook.tiers[et.tier or ""].counts_months
             )
-            expires_on = add_months(ev.ended_on or ev.occurred_on, months)
+            expires_on = add_months(_counts_from(et, ev, rulebook), months)
         if expires_on is not None and expires_on <= as_of:
             live.append(_Live(ev, et, points, expires_on, 0, "expired"))
             continue
@@ -265,13 +265,18 @@ def evaluate(
         breakdown[item.et.category] += item.counted
 
     entered: date | None = None
+    # A stable sort: decisions of the same day apply in the order they were recorded.
     for decision in sorted(red_list, key=lambda d: d.effective_on):
         if decision.effective_on <= as_of:
             entered = decision.effective_on if decision.action is RedListAction.ENTER else None
     # A serious event removes from the red list at once; a person then confirms the formal exit.
     removal = set(rulebook.red_list.removal_tiers)
-    red_member = entered is not None and not any(
-        i.et.tier in removal and i.event.occurred_on >= entered and i.state != "withdrawn" for i in live
+    red_member = (
+        entered is not None
+        and not black  # any black listing ends red-list membership at once, like a serious event
+        and not any(
+            i.et.tier in removal and i.event.occurred_on >= entered and i.state != "withdrawn" for i in live
+        )
     )
     clean_since = add_months(last_negative, 12 * rulebook.red_list.clean_years) if last_negative else None
     if clean_since is not None and clean_since > as_of:
@@ -361,7 +366,16 @@ def repair_route(et: EventType, event: Event, rulebook: Rulebook) -> Repair:
     tier = rulebook.tiers.get(et.tier or "")
     if tier is None or tier.repair_after_months is None:
         return Repair("expiry", None)
-    return Repair("repair", add_months(event.ended_on or event.occurred_on, tier.repair_after_months))
+    return Repair("repair", add_months(_counts_from(et, event, rulebook), tier.repair_after_months))
+
+
+def _counts_from(et: EventType, event: Event, rulebook: Rulebook) -> date:
+    """The start of an event's period: the end of the conduct for tiers that say so (financial
+    defaults, 征信业管理条例 art. 16), otherwise the fact date."""
+    tier = rulebook.tiers.get(et.tier or "")
+    if tier is not None and tier.from_end_of_conduct and event.ended_on is not None:
+        return event.ended_on
+    return event.occurred_on
 
 
 def _reasons(live: list[_Live], rulebook: Rulebook, level: str) -> tuple[Reason, ...]:

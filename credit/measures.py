@@ -53,10 +53,11 @@ def _facts(
         negatives = [
             c.occurred_on for c in assessment.contributions if c.points < 0 and c.state != "withdrawn"
         ]
-        since = add_months(assessment.as_of, -12 * when.clean_years)
-        if any(day > since for day in negatives):
+        # The engine's red-list rule: clean once the newest negative event is clean_years old.
+        if any(add_months(day, 12 * when.clean_years) > assessment.as_of for day in negatives):
             return None
-        facts.append(f"no negative credit event since {since}")
+        latest = max(negatives, default=None)
+        facts.append(f"no negative credit event for {when.clean_years} years (last: {latest or 'none'})")
     if when.active_event is not None:
         active = [
             c

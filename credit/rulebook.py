@@ -72,6 +72,7 @@ class Tier(_Model):
 
     counts_months: Annotated[int, Field(gt=0, le=240)]
     repair_after_months: Annotated[int, Field(ge=0, le=240)] | None = None  # None: no repair route
+    from_end_of_conduct: bool = False  # counts from the event's ended_on (financial defaults)
     label: str = ""
 
 

@@ -262,7 +262,11 @@ class SubjectInputs:
             for row in conn.execute(select(EFFECTS).where(EFFECTS.c.subject_ref.in_(chunk))):
                 effect = Effect(row.event_id, EffectKind(row.kind), row.effective_on)
                 inputs.effects.setdefault(bytes(row.subject_ref), []).append(effect)
-            for row in conn.execute(select(RED_DECISIONS).where(RED_DECISIONS.c.subject_ref.in_(chunk))):
+            for row in conn.execute(
+                select(RED_DECISIONS)
+                .where(RED_DECISIONS.c.subject_ref.in_(chunk))
+                .order_by(RED_DECISIONS.c.seq)
+            ):
                 decision = RedListDecision(RedListAction(row.action), row.effective_on)
                 inputs.red.setdefault(bytes(row.subject_ref), []).append(decision)
             pending = select(CASES.c.subject_ref, CASES.c.detail).where(
