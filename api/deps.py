@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from api.oidc import OidcVerifier
+from credit.errors import InvalidIdentifier
+from credit.identifiers import SubjectKind
 from credit.service import CreditService
 from ledger.errors import Forbidden, Unauthorized
 from ledger.keys import api_key_hash
@@ -143,6 +145,7 @@ class Citizen:
     subject_ref: bytes
     identifier: str
     name: str | None
+    kind: SubjectKind
 
 
 def get_citizen(
@@ -156,8 +159,15 @@ def get_citizen(
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("sign in: 'Authorization: Bearer <id token>'", reason="missing-token")
     signed_in = verifier.verify(token.strip())
-    ref, _kind, number = credit.subject_ref(signed_in.identifier)
-    return Citizen(ref, number, signed_in.name)
+    try:
+        ref, kind, number = credit.subject_ref(signed_in.identifier)
+    except InvalidIdentifier as e:
+        if e.reason != "identifier-ambiguous":
+            raise
+        # Valid both as a resident ID and as a credit code: the reference depends only on the
+        # number, and people sign in here (enterprises' tokens carry codes with letters mostly).
+        ref, kind, number = credit.subject_ref(signed_in.identifier, SubjectKind.PERSON)
+    return Citizen(ref, number, signed_in.name, kind)
 
 
 CitizenDep = Annotated[Citizen, Depends(get_citizen)]

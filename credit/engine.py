@@ -271,11 +271,14 @@ def evaluate(
             entered = decision.effective_on if decision.action is RedListAction.ENTER else None
     # A serious event removes from the red list at once; a person then confirms the formal exit.
     removal = set(rulebook.red_list.removal_tiers)
+    vetted_from = add_months(entered, -12 * rulebook.red_list.clean_years) if entered else date.min
     red_member = (
         entered is not None
         and not black  # any black listing ends red-list membership at once, like a serious event
+        # …also one dated before the entry but reported later: the entry rested on incomplete facts.
         and not any(
-            i.et.tier in removal and i.event.occurred_on >= entered and i.state != "withdrawn" for i in live
+            i.et.tier in removal and i.event.occurred_on >= vetted_from and i.state != "withdrawn"
+            for i in live
         )
     )
     clean_since = add_months(last_negative, 12 * rulebook.red_list.clean_years) if last_negative else None

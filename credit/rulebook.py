@@ -101,6 +101,8 @@ class EventType(_Model):
             if self.points != 0 or self.black_list or self.tier or self.counts_months:
                 raise ValueError("a listing-exit event has no points, tier, period or list of its own")
             return self
+        if self.black_list is not None and (self.tier is not None or self.counts_months is not None):
+            raise ValueError("a black-list entry counts while listed: give no tier or counts_months")
         if self.black_list is None and (self.tier is None) == (self.counts_months is None):
             raise ValueError("give exactly one of tier (negative events) or counts_months")
         if self.points > 0 and self.tier is not None:

@@ -89,6 +89,7 @@ _EVENT_FIELDS = frozenset(
     {
         "type",
         "subject",
+        "subject_kind",
         "name",
         "occurred_on",
         "ended_on",
@@ -547,14 +548,20 @@ class CreditService:
             }
         for event_id, row in existing.items():
             ev = validated[event_id]
-            same = (row.type, row.occurred_on, row.quantity, bytes(row.subject_ref)) == (
-                ev["type"],
-                ev["occurred_on"],
-                ev["quantity"],
-                ev["subject_ref"],
+            stored = (
+                row.type,
+                row.occurred_on,
+                row.ended_on,
+                row.quantity,
+                bytes(row.subject_ref),
+                row.refers_to,
+            )
+            same = stored == tuple(
+                ev[k] for k in ("type", "occurred_on", "ended_on", "quantity", "subject_ref", "refers_to")
             )
             if not same:
                 raise Conflict(f"source_ref {ev['source_ref']!r} was already used with other content")
+        self._check_listing_exits(rulebook, validated)
         write = _Write()
         new_events: dict[bytes, list[Event]] = {}
         for event_id, ev in validated.items():
@@ -587,7 +594,7 @@ class CreditService:
         assessments = self._rescore(
             write, rulebook, list(new_events), today, {"kind": "event"}, new_events=new_events, kinds=kinds
         )
-        accepted = self._commit(write) if write.subs else []
+        accepted = self._commit(write, retryable=True) if write.subs else []
         record_of = {
             s.metadata["id"]: a.id
             for s, a in zip(write.subs, accepted, strict=True)
@@ -608,6 +615,33 @@ class CreditService:
                 )
             )
         return outcomes
+
+    def _check_listing_exits(self, rulebook: Rulebook, validated: Mapping[str, Mapping[str, Any]]) -> None:
+        """A listing exit must name a black-list entry of the same subject (stored or in the batch)."""
+        exits = {i: ev for i, ev in validated.items() if rulebook.event_types[ev["type"]].ends_listing}
+        if not exits:
+            return
+        targets = sorted({ev["refers_to"] for ev in exits.values()})
+        with self.engine.connect() as conn:
+            stored = {
+                r.id: (r.type, bytes(r.subject_ref))
+                for r in conn.execute(
+                    select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.subject_ref).where(EVENTS.c.id.in_(targets))
+                )
+            }
+        stored |= {i: (ev["type"], ev["subject_ref"]) for i, ev in validated.items()}
+        for ev in exits.values():
+            target = stored.get(ev["refers_to"])
+            if (
+                target is None
+                or target[1] != ev["subject_ref"]
+                or rulebook.event_types.get(target[0]) is None
+                or rulebook.event_types[target[0]].black_list is None
+            ):
+                raise InvalidEvent(
+                    f"{ev['type']}: refers_to names no black-list entry of this subject from {ev['source']}",
+                    reason="refers-to",
+                )
 
     # --- scoring ---------------------------------------------------------------------------------
 
@@ -655,8 +689,13 @@ class CreditService:
                 )
             before = _summary_of_row(row) if row is not None else None
             after = a.summary()
-            if before == after and row is not None and row.rulebook_version == rulebook.version:
-                if row.next_change_on != a.next_change_on or row.as_of != today:
+            if before == after and row is not None:
+                # Unchanged (also under a new rulebook): no change record, the row notes the version.
+                if (row.next_change_on, row.as_of, row.rulebook_version) != (
+                    a.next_change_on,
+                    today,
+                    rulebook.version,
+                ):
                     write.score_updates.append((ref, row.version, _score_values(a, kind, None, today)))
                 continue
             document = {
@@ -695,7 +734,7 @@ class CreditService:
                 write = _Write()
                 try:
                     self._rescore(write, rulebook, chunk, day, cause)
-                    self._commit(write)
+                    self._commit(write, retryable=True)
                     break
                 except _Stale:
                     continue
@@ -715,9 +754,16 @@ class CreditService:
             report.changed += part.changed
         return report
 
-    def assess(self, ref: bytes, *, as_of: date | None = None) -> Assessment:
-        """Compute a subject's assessment now (or at ``as_of``) from the stored events."""
-        kind = self.subject_kind(ref)
+    def assess(self, ref: bytes, *, as_of: date | None = None, kind: SubjectKind | None = None) -> Assessment:
+        """Compute a subject's assessment now (or at ``as_of``) from the stored events.
+
+        With ``kind``, a subject without any events has a fresh account (the base score)."""
+        try:
+            kind = self.subject_kind(ref)
+        except UnknownSubject:
+            if kind is None:
+                raise
+            return evaluate([], self.active_rulebook(), as_of or self.today(), subject=kind)
         with self.engine.connect() as conn:
             inputs = SubjectInputs.load(conn, [ref])
         return evaluate(
@@ -978,6 +1024,11 @@ class CreditService:
                 fields = {**replacement, "subject": self.personal_data(ref)["identifier"]}
                 fields.setdefault("source_ref", f"{event.source_ref}#correction")
                 ev = self._validate(source, fields, rulebook, today)
+                with self.engine.connect() as conn:
+                    if conn.execute(select(EVENTS.c.id).where(EVENTS.c.id == ev["id"])).first() is not None:
+                        raise Conflict(
+                            f"source_ref {ev['source_ref']!r} is already used; give the correction its own"
+                        )
                 document = self._event_document(ev) | {"corrects": event.id}
                 row = _event_row(ev)
                 write.add(
@@ -1516,8 +1567,22 @@ class CreditService:
 
     # --- the write path --------------------------------------------------------------------------
 
-    def _commit(self, write: _Write, *, extra: Callable[[Connection], None] | None = None) -> list[Accepted]:
-        """Submit the queued records and store the queued rows in the same transaction."""
+    def _commit(
+        self, write: _Write, *, extra: Callable[[Connection], None] | None = None, retryable: bool = False
+    ) -> list[Accepted]:
+        """Submit the queued records and store the queued rows in the same transaction.
+
+        A concurrent change is :class:`_Stale` for callers that recompute and retry (``retryable``),
+        otherwise a :class:`~ledger.errors.Conflict` (HTTP 409) the client may retry.
+        """
+        try:
+            return self._commit_once(write, extra)
+        except _Stale as e:
+            if retryable:
+                raise
+            raise Conflict(f"the subject's data changed concurrently ({e}); retry", reason="busy") from e
+
+    def _commit_once(self, write: _Write, extra: Callable[[Connection], None] | None) -> list[Accepted]:
 
         def store(conn: Connection, accepted: Sequence[Accepted]) -> None:
             if any(a.duplicate for a in accepted):

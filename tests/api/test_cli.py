@@ -83,7 +83,8 @@ def test_verify_names_each_failed_step(
 
     code, out = run(capsys, "verify", variant(lambda d: d["record"].update(metadata={"case": "Y"})))
     assert code == VERIFY_EXIT["leaf"], out
-    code, out = run(capsys, "verify", variant(lambda d: d["inclusion"].update(tree_size=d["inclusion"]["tree_size"] + 1)))
+    grown = variant(lambda d: d["inclusion"].update(tree_size=d["inclusion"]["tree_size"] + 1))
+    code, out = run(capsys, "verify", grown)
     assert code == VERIFY_EXIT["inclusion"], out
     code, out = run(
         capsys,
