@@ -794,16 +794,20 @@ def test_serious_event_after_entry_suspends_membership_at_once() -> None:
     # A general-tier event does not.
     general = ev("c", "contract_default", date(2025, 6, 1))
     assert at([general], red_list=decisions).lists.red_member is True
-    # A serious event before entry does not either.
+    # A serious event dated before the entry (reported late) does too: the entry rested on
+    # incomplete facts. One older than the clean-years window does not.
     early = ev("t0", "utility_theft", date(2024, 6, 1))
-    assert at([early], red_list=decisions).lists.red_member is True
+    assert at([early], red_list=decisions).lists.red_member is False
+    ancient = ev("t1", "utility_theft", date(2021, 6, 1))
+    assert at([ancient], red_list=decisions).lists.red_member is True
     # Nor one that was withdrawn.
     w = at([theft], red_list=decisions, effects=[withdrawn("t", date(2025, 7, 1))])
     assert w.lists.red_member is True
-    # A new entry after the serious event restores membership.
-    assert at(
-        [theft], red_list=[*decisions, leave(date(2025, 7, 1)), enter(date(2026, 1, 1))]
-    ).lists.red_member
+    # A new entry restores membership only once the serious event is older than the clean years.
+    again = [*decisions, leave(date(2025, 7, 1)), enter(date(2026, 1, 1))]
+    assert at([theft], red_list=again).lists.red_member is False
+    later = [*decisions, leave(date(2025, 7, 1)), enter(date(2028, 7, 1))]
+    assert at([theft], date(2028, 8, 1), red_list=later).lists.red_member is True
 
 
 def test_red_list_same_day_decisions_apply_in_recorded_order() -> None:

@@ -311,6 +311,7 @@ def test_service_killed_between_submit_and_confirmation(fresh_anvil_node: AnvilN
 
     ledger = open_ledger(Settings(data_dir=data_dir))
     notarize(ledger, 6)
+    size = ledger.current_size()  # the records and init's rulebook activation
     _rpc(fresh_anvil_node, "evm_setAutomine", [False])
     env = {**os.environ, "TRUSTLEDGER_DATA_DIR": str(data_dir)}
     process = subprocess.Popen(
@@ -322,7 +323,7 @@ def test_service_killed_between_submit_and_confirmation(fresh_anvil_node: AnvilN
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        row = ledger.store.anchor_by_size(6)
+        row = ledger.store.anchor_by_size(size)
         if row is not None and row.state == AnchorState.SUBMITTED:
             break
         time.sleep(0.1)
@@ -336,10 +337,10 @@ def test_service_killed_between_submit_and_confirmation(fresh_anvil_node: AnvilN
     _rpc(fresh_anvil_node, "evm_setAutomine", [True])
     code, out = _cli("anchor", "--data-dir", str(data_dir), "--timeout", "30")
     assert code == 0, out
-    row = ledger.store.anchor_by_size(6)
+    row = ledger.store.anchor_by_size(size)
     assert row is not None and row.state == AnchorState.FINAL
     deployed = Deployed(
         Endpoint.http(fresh_anvil_node.rpc_url, 5), row.registry_address, row.chain_id, Account.create()
     )
-    assert _anchor_events(deployed, ledger.origin) == [6]
+    assert _anchor_events(deployed, ledger.origin) == [size]
     ledger.store.engine.dispose()
