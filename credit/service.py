@@ -690,13 +690,12 @@ class CreditService:
             before = _summary_of_row(row) if row is not None else None
             after = a.summary()
             if before == after and row is not None:
-                # Unchanged (also under a new rulebook): no change record, the row notes the version.
-                if (row.next_change_on, row.as_of, row.rulebook_version) != (
-                    a.next_change_on,
-                    today,
-                    rulebook.version,
-                ):
-                    write.score_updates.append((ref, row.version, _score_values(a, kind, None, today)))
+                # Unchanged (also under a new rulebook): no change record; the row notes the version
+                # and the next date to look again (as_of stays the date of the last change).
+                if (row.next_change_on, row.rulebook_version) != (a.next_change_on, rulebook.version):
+                    values = _score_values(a, kind, None, today)
+                    del values["as_of"]
+                    write.score_updates.append((ref, row.version, values))
                 continue
             document = {
                 "v": 1,
