@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 
 from credit.identifiers import SubjectKind
 from credit.rulebook import Category, EventType, Rulebook
@@ -157,6 +158,7 @@ class Assessment:
         }
 
 
+@lru_cache(maxsize=1 << 16)
 def add_months(day: date, months: int) -> date:
     """``day`` plus ``months`` calendar months, clamped to the month's last day (Jan 31 + 1 → Feb 28)."""
     index = day.year * 12 + day.month - 1 + months
@@ -192,11 +194,13 @@ def evaluate(
     effects: Iterable[Effect] = (),
     red_list: Iterable[RedListDecision] = (),
     subject: SubjectKind = SubjectKind.PERSON,
+    explain: bool = True,
 ) -> Assessment:
     """Assess one subject at ``as_of`` (see the module docstring for the rules).
 
     Events of types the rulebook does not know are ignored (a later rulebook may drop a type);
-    events dated after ``as_of`` do not count yet.
+    events dated after ``as_of`` do not count yet. ``explain=False`` leaves out the per-event
+    ``contributions`` (bulk rescoring does not need them; everything else is the same).
     """
     events = [ev for ev in events if ev.occurred_on <= as_of]
     repaired: dict[str, date] = {}
@@ -305,20 +309,24 @@ def evaluate(
         lists=lists,
         reasons=_reasons(live, rulebook, level),
         next_change_on=min(future) if future else None,
-        contributions=tuple(
-            Contribution(
-                i.event.id,
-                i.event.type,
-                i.et.category,
-                i.event.occurred_on,
-                i.event.source,
-                i.points,
-                i.counted,
-                i.expires_on,
-                i.state,
-            )
-            for i in live
-        ),
+        contributions=_contributions(live) if explain else (),
+    )
+
+
+def _contributions(live: list[_Live]) -> tuple[Contribution, ...]:
+    return tuple(
+        Contribution(
+            i.event.id,
+            i.event.type,
+            i.et.category,
+            i.event.occurred_on,
+            i.event.source,
+            i.points,
+            i.counted,
+            i.expires_on,
+            i.state,
+        )
+        for i in live
     )
 
 

@@ -74,7 +74,7 @@ from credit.vault import new_data_key, open_field, seal_field, unwrap_key, wrap_
 from credit.workdays import WorkingCalendar
 from ledger.core.crypto import HashAlgorithm, digest_function
 from ledger.core.hashing import tree_hasher
-from ledger.core.leaf import RecordKind, canonical_json
+from ledger.core.leaf import RecordKind, canonical_metadata
 from ledger.core.merkle import MemoryTree, inclusion_proof
 from ledger.errors import Conflict
 from ledger.log import Accepted, Ledger, Submission
@@ -189,10 +189,12 @@ def _record(
     kind: RecordKind, document: dict[str, Any], subject: bytes | None, key: str | None = None
 ) -> Submission:
     """A credit record: its metadata is the document, its content hash the document's SM3."""
+    encoded = canonical_metadata(document)  # once: the ledger takes it as the leaf's metadata
     return Submission(
         kind=kind,
-        content_hash=_sm3(canonical_json(document)),
+        content_hash=_sm3(encoded),
         metadata=document,
+        metadata_json=encoded,
         subject_ref=subject,
         idempotency_key=key,
     )
@@ -215,6 +217,7 @@ class CreditService:
         self.calendar = calendar or WorkingCalendar()
         self.today = today
         self._rulebooks: dict[str, Rulebook] = {}
+        self._hashes: dict[str, str] = {}
         self._active: tuple[str, bytes] | None = None
 
     # --- set-up and rulebooks -------------------------------------------------------------------
@@ -265,6 +268,12 @@ class CreditService:
             )
         self._rulebooks[version] = rulebook
         return rulebook
+
+    def _rulebook_hash(self, rulebook: Rulebook) -> str:
+        cached = self._hashes.get(rulebook.version)
+        if cached is None:
+            cached = self._hashes[rulebook.version] = rulebook.canonical_hash().hex()
+        return cached
 
     def rulebook_versions(self) -> list[dict[str, Any]]:
         """Every activated version: version, hash, activation date and record."""
@@ -657,13 +666,14 @@ class CreditService:
         new_effects: Mapping[bytes, Sequence[Effect]] | None = None,
         new_red: Mapping[bytes, Sequence[RedListDecision]] | None = None,
         kinds: Mapping[bytes, SubjectKind] | None = None,
+        contiguous: bool = False,
     ) -> dict[bytes, Assessment]:
         """Recompute ``refs`` (plus unstored events, effects, decisions); queue a change where it moved."""
         if not refs:
             return {}
         with self.engine.connect() as conn:
-            inputs = SubjectInputs.load(conn, refs)
-            current = scores(conn, refs)
+            inputs = SubjectInputs.load(conn, refs, contiguous=contiguous)
+            current = scores(conn, refs, contiguous=contiguous)
             missing = [r for r in refs if r not in current and (kinds is None or r not in kinds)]
             stored_kinds = {}
             if missing:
@@ -673,7 +683,7 @@ class CreditService:
                         select(SUBJECTS.c.ref, SUBJECTS.c.kind).where(SUBJECTS.c.ref.in_(missing))
                     )
                 }
-        digest = rulebook.canonical_hash().hex()
+        digest = self._rulebook_hash(rulebook)
         results: dict[bytes, Assessment] = {}
         for ref in refs:
             row = current.get(ref)
@@ -681,7 +691,7 @@ class CreditService:
             events = inputs.events.get(ref, []) + list((new_events or {}).get(ref, ()))
             effects = inputs.effects.get(ref, []) + list((new_effects or {}).get(ref, ()))
             red = inputs.red.get(ref, []) + list((new_red or {}).get(ref, ()))
-            a = evaluate(events, rulebook, today, effects=effects, red_list=red, subject=kind)
+            a = evaluate(events, rulebook, today, effects=effects, red_list=red, subject=kind, explain=False)
             results[ref] = a
             if row is not None and row.red and not a.lists.red_member and ref not in inputs.pending_red_exit:
                 self.propose_red_list(
@@ -721,18 +731,25 @@ class CreditService:
         return results
 
     def recompute(
-        self, refs: Sequence[bytes], *, cause: dict[str, Any], today: date | None = None
+        self,
+        refs: Sequence[bytes],
+        *,
+        cause: dict[str, Any],
+        today: date | None = None,
+        chunk: int = 1000,
+        contiguous: bool = False,
     ) -> JobReport:
-        """Rescore ``refs`` at ``today`` (default: the service clock), recording changes."""
+        """Rescore ``refs`` at ``today`` (default: the service clock), recording changes, ``chunk``
+        subjects per transaction (``contiguous``: see :meth:`SubjectInputs.load`)."""
         day = today or self.today()
         rulebook = self.active_rulebook()
         report = JobReport(recomputed=len(refs))
-        for start in range(0, len(refs), 1000):
-            chunk = refs[start : start + 1000]
+        for start in range(0, len(refs), chunk):
+            part = refs[start : start + chunk]
             for _attempt in range(_RETRIES):
                 write = _Write()
                 try:
-                    self._rescore(write, rulebook, chunk, day, cause)
+                    self._rescore(write, rulebook, part, day, cause, contiguous=contiguous)
                     self._commit(write, retryable=True)
                     break
                 except _Stale:
@@ -743,12 +760,12 @@ class CreditService:
         return report
 
     def recompute_all(self, *, cause: dict[str, Any], today: date | None = None) -> JobReport:
-        """Rescore every subject (after a rulebook change)."""
+        """Rescore every subject (after a rulebook change), in ranges of 5,000 subjects."""
         report = JobReport()
         with self.engine.connect() as conn:
-            batches = list(iter_subject_refs(conn))
+            batches = list(iter_subject_refs(conn, chunk=5000))
         for refs in batches:
-            part = self.recompute(refs, cause=cause, today=today)
+            part = self.recompute(refs, cause=cause, today=today, chunk=len(refs), contiguous=True)
             report.recomputed += part.recomputed
             report.changed += part.changed
         return report

@@ -8,7 +8,7 @@ per-subject key (crypto-shredding deletes the key). Nothing is ever deleted exce
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
@@ -23,10 +23,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    any_,
+    bindparam,
     select,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel
 
 from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
@@ -252,25 +256,40 @@ class SubjectInputs:
         self.pending_red_exit: set[bytes] = set()
 
     @classmethod
-    def load(cls, conn: Connection, refs: Sequence[bytes]) -> SubjectInputs:
-        """Read the events, effects and red-list decisions of ``refs``."""
+    def load(cls, conn: Connection, refs: Sequence[bytes], *, contiguous: bool = False) -> SubjectInputs:
+        """Read the events, effects and red-list decisions of ``refs``.
+
+        ``contiguous``: ``refs`` are every subject between the first and the last (a sorted chunk
+        of :func:`iter_subject_refs`), so one range query replaces the IN lists.
+        """
         inputs = cls()
-        for start in range(0, len(refs), 500):
-            chunk = list(refs[start : start + 500])
-            for row in conn.execute(select(EVENTS).where(EVENTS.c.subject_ref.in_(chunk))):
-                inputs.events.setdefault(bytes(row.subject_ref), []).append(event_of(row))
-            for row in conn.execute(select(EFFECTS).where(EFFECTS.c.subject_ref.in_(chunk))):
-                effect = Effect(row.event_id, EffectKind(row.kind), row.effective_on)
-                inputs.effects.setdefault(bytes(row.subject_ref), []).append(effect)
-            for row in conn.execute(
-                select(RED_DECISIONS)
-                .where(RED_DECISIONS.c.subject_ref.in_(chunk))
-                .order_by(RED_DECISIONS.c.seq)
+        events = inputs.events
+        for where in _subject_filters(conn, refs, contiguous):
+            # Plain tuples into Event: Row mapping access cost more than the engine in recomputes.
+            for ref, *fields in conn.execute(
+                select(EVENTS.c.subject_ref, *_EVENT_COLUMNS).where(where(EVENTS))
             ):
-                decision = RedListDecision(RedListAction(row.action), row.effective_on)
-                inputs.red.setdefault(bytes(row.subject_ref), []).append(decision)
+                key = bytes(ref)
+                found = events.get(key)
+                if found is None:
+                    events[key] = found = []
+                found.append(Event(*fields))
+            for ref, event_id, kind, effective_on in conn.execute(
+                select(
+                    EFFECTS.c.subject_ref, EFFECTS.c.event_id, EFFECTS.c.kind, EFFECTS.c.effective_on
+                ).where(where(EFFECTS))
+            ):
+                effect = Effect(event_id, EffectKind(kind), effective_on)
+                inputs.effects.setdefault(bytes(ref), []).append(effect)
+            red = select(RED_DECISIONS.c.subject_ref, RED_DECISIONS.c.action, RED_DECISIONS.c.effective_on)
+            for ref, action, effective_on in conn.execute(
+                red.where(where(RED_DECISIONS)).order_by(RED_DECISIONS.c.seq)
+            ):
+                inputs.red.setdefault(bytes(ref), []).append(
+                    RedListDecision(RedListAction(action), effective_on)
+                )
             pending = select(CASES.c.subject_ref, CASES.c.detail).where(
-                CASES.c.subject_ref.in_(chunk), CASES.c.kind == "list", CASES.c.state == "proposed"
+                where(CASES), CASES.c.kind == "list", CASES.c.state == "proposed"
             )
             for ref, detail in conn.execute(pending):
                 if detail.get("action") == "exit":
@@ -278,12 +297,41 @@ class SubjectInputs:
         return inputs
 
 
-def scores(conn: Connection, refs: Iterable[bytes]) -> dict[bytes, Row[Any]]:
-    """The score rows of ``refs``."""
-    found: dict[bytes, Row[Any]] = {}
-    refs = list(refs)
+_EVENT_COLUMNS = (
+    EVENTS.c.id,
+    EVENTS.c.type,
+    EVENTS.c.occurred_on,
+    EVENTS.c.source,
+    EVENTS.c.quantity,
+    EVENTS.c.ended_on,
+    EVENTS.c.refers_to,
+)  # Event's field order
+
+
+def _subject_filters(
+    conn: Connection, refs: Sequence[bytes], contiguous: bool
+) -> Iterator[Callable[[Table], ColumnElement[bool]]]:
+    """WHERE clauses selecting ``refs`` in a table's ``subject_ref``, a few at a time."""
+    if not refs:
+        return
+    if contiguous:
+        yield lambda t: t.c.subject_ref.between(refs[0], refs[-1])
+        return
+    if conn.dialect.name == "postgresql":
+        # One array parameter: psycopg re-parses statements with more than 50 parameters.
+        array = bindparam("refs", list(refs), type_=ARRAY(LargeBinary))
+        yield lambda t: t.c.subject_ref == any_(array)
+        return
     for start in range(0, len(refs), 500):
-        for row in conn.execute(select(SCORES).where(SCORES.c.subject_ref.in_(refs[start : start + 500]))):
+        chunk = list(refs[start : start + 500])
+        yield lambda t, chunk=chunk: t.c.subject_ref.in_(chunk)  # type: ignore[misc]
+
+
+def scores(conn: Connection, refs: Sequence[bytes], *, contiguous: bool = False) -> dict[bytes, Row[Any]]:
+    """The score rows of ``refs`` (``contiguous`` as for :meth:`SubjectInputs.load`)."""
+    found: dict[bytes, Row[Any]] = {}
+    for where in _subject_filters(conn, refs, contiguous):
+        for row in conn.execute(select(SCORES).where(where(SCORES))):
             found[bytes(row.subject_ref)] = row
     return found
 

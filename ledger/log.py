@@ -100,6 +100,7 @@ class Submission:
     idempotency_key: str | None = None
     seal_key_id: str | None = None
     seal_signature: bytes | None = None
+    metadata_json: bytes | None = None  # ``canonical_metadata(metadata)`` when the caller has it already
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,9 @@ class Ledger:
             kind=sub.kind,
             hash_alg=sub.hash_alg,
             content_hash=sub.content_hash,
-            metadata_json=canonical_metadata(sub.metadata),
+            metadata_json=sub.metadata_json
+            if sub.metadata_json is not None
+            else canonical_metadata(sub.metadata),
             submitter=submitter,
             received_at_us=received,
             subject_ref=sub.subject_ref,
