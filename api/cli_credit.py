@@ -64,7 +64,7 @@ def cmd_rulebook(args: argparse.Namespace, settings: Settings) -> int:
     service = _open(settings)
     if args.action == "activate":
         rulebook = load_rulebook(Path(args.file))
-        report = service.activate_rulebook(rulebook, by=args.by)
+        report = service.activate_rulebook(rulebook, by=args.by, workers=args.workers)
         print(f"activated {rulebook.version} (sm3 {rulebook.canonical_hash().hex()})")
         print(f"recomputed {report.recomputed} subjects, {report.changed} score changes recorded")
         return 0
@@ -153,6 +153,7 @@ def add_credit_commands(
     rulebook.add_argument("file", nargs="?", help="rulebook TOML (validate, activate)")
     rulebook.add_argument("--version", help="show: this version's canonical JSON")
     rulebook.add_argument("--by", default="operator", help="activate: who activates it")
+    rulebook.add_argument("--workers", type=int, default=2, help="activate: processes for the recompute")
     jobs = command("jobs", cmd_jobs, "run the daily jobs now (expiries, deadlines, red-list review)")
     jobs.add_argument("--date", help="as of this date (YYYY-MM-DD), for catch-up runs")
     publish = command("publish", cmd_publish, "publish a list snapshot (red or a black list key)")

@@ -791,7 +791,7 @@ def engine_baseline(district: District, rulebook: Rulebook, sample: int, res: Db
     del inputs
 
 
-def timed_recompute(service: CreditService, res: DbResult, label: str) -> tuple[float, int]:
+def timed_recompute(service: CreditService, res: DbResult, label: str, workers: int) -> tuple[float, int]:
     """``recompute_all`` with a progress line every ~10% (a wrapper around ``recompute``: no DB cost)."""
     original = service.recompute
     total = res.subjects
@@ -811,7 +811,7 @@ def timed_recompute(service: CreditService, res: DbResult, label: str) -> tuple[
 
     service.recompute = recompute  # type: ignore[method-assign]
     try:
-        report = service.recompute_all(cause={"kind": "bench"})
+        report = service.recompute_all(cause={"kind": "bench"}, workers=workers)
     finally:
         del service.recompute
     return time.perf_counter() - start, report.changed
@@ -1005,12 +1005,12 @@ def bench_database(
         # 3. full recompute, twice ------------------------------------------------------------------
         log(f"{database}: recompute_all pass 1 (every subject gets its first score)")
         with phase_cpu(service, res, "pass 1"):
-            res.pass1_s, res.pass1_changed = timed_recompute(service, res, "pass 1")
+            res.pass1_s, res.pass1_changed = timed_recompute(service, res, "pass 1", args.workers)
         log(f"{database}: pass 1: {res.pass1_s:,.1f} s, {res.pass1_changed:,} changes")
         note_rss(res, "recompute pass 1")
         log(f"{database}: recompute_all pass 2 (nothing changed)")
         with phase_cpu(service, res, "pass 2"):
-            res.pass2_s, res.pass2_changed = timed_recompute(service, res, "pass 2")
+            res.pass2_s, res.pass2_changed = timed_recompute(service, res, "pass 2", args.workers)
         log(f"{database}: pass 2: {res.pass2_s:,.1f} s, {res.pass2_changed:,} changes")
         note_rss(res, "recompute pass 2")
         scored = count(service, "credit_score")
@@ -1298,6 +1298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incremental-events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500, help="events per submit_events call")
     parser.add_argument("--seed", type=int, default=20261121)
+    parser.add_argument("--workers", type=int, default=2, help="processes for recompute_all (2 cores here)")
     parser.add_argument("--workdir", help="where the temp dirs go (default: the system temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite files and the PG database")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="any database URL on the PostgreSQL server")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -290,7 +291,7 @@ class CreditService:
             for r in rows
         ]
 
-    def activate_rulebook(self, rulebook: Rulebook, *, by: str) -> JobReport:
+    def activate_rulebook(self, rulebook: Rulebook, *, by: str, workers: int = 1) -> JobReport:
         """Put ``rulebook`` in force: record its canonical hash, then recompute every subject."""
         with self.engine.connect() as conn:
             exists = conn.execute(
@@ -323,7 +324,7 @@ class CreditService:
         self._commit(write)
         self._rulebooks[rulebook.version] = rulebook
         _logger.info("rulebook activated", extra={"version": rulebook.version, "hash": digest.hex()})
-        return self.recompute_all(cause={"kind": "rulebook", "ref": rulebook.version})
+        return self.recompute_all(cause={"kind": "rulebook", "ref": rulebook.version}, workers=workers)
 
     # --- subjects --------------------------------------------------------------------------------
 
@@ -759,13 +760,28 @@ class CreditService:
             report.changed += sum(1 for s in write.subs if s.kind is RecordKind.CREDIT_CHANGE)
         return report
 
-    def recompute_all(self, *, cause: dict[str, Any], today: date | None = None) -> JobReport:
-        """Rescore every subject (after a rulebook change), in ranges of 5,000 subjects."""
-        report = JobReport()
+    def recompute_all(
+        self, *, cause: dict[str, Any], today: date | None = None, workers: int = 1, chunk: int = 5000
+    ) -> JobReport:
+        """Rescore every subject (after a rulebook change), in ranges of ``chunk`` subjects.
+
+        With ``workers`` > 1 the ranges are shared among forked processes (the engine is pure
+        and each range is its own transaction; the database serialises the writes).
+        """
+        day = today or self.today()
         with self.engine.connect() as conn:
-            batches = list(iter_subject_refs(conn, chunk=5000))
-        for refs in batches:
-            part = self.recompute(refs, cause=cause, today=today, chunk=len(refs), contiguous=True)
+            batches = list(iter_subject_refs(conn, chunk=chunk))
+        if workers <= 1 or len(batches) <= 1:
+            return _recompute_batches(self, batches, cause, day)
+        global _FORKED  # handed to the forked workers, which inherit module state
+        _FORKED = self
+        context = multiprocessing.get_context("fork")
+        shares = [batches[i::workers] for i in range(workers)]
+        with context.Pool(workers, initializer=_after_fork) as pool:
+            parts = pool.starmap(_recompute_share, [(share, cause, day) for share in shares if share])
+        _FORKED = None
+        report = JobReport()
+        for part in parts:
             report.recomputed += part.recomputed
             report.changed += part.changed
         return report
@@ -1639,6 +1655,32 @@ class CreditService:
             return self.ledger.submit(SUBMITTER, write.subs, on_stored=store)
         except Conflict as e:
             raise _Stale(str(e)) from e
+
+
+_FORKED: CreditService | None = None
+
+
+def _after_fork() -> None:
+    """In a forked worker: never reuse the parent's pooled connections."""
+    if _FORKED is not None:
+        _FORKED.engine.dispose(close=False)
+
+
+def _recompute_share(batches: list[list[bytes]], cause: dict[str, Any], day: date) -> JobReport:
+    if _FORKED is None:
+        raise CreditError("no service in this worker", reason="internal")
+    return _recompute_batches(_FORKED, batches, cause, day)
+
+
+def _recompute_batches(
+    service: CreditService, batches: Sequence[Sequence[bytes]], cause: dict[str, Any], day: date
+) -> JobReport:
+    report = JobReport()
+    for refs in batches:
+        part = service.recompute(refs, cause=cause, today=day, chunk=len(refs), contiguous=True)
+        report.recomputed += part.recomputed
+        report.changed += part.changed
+    return report
 
 
 def _update_scores(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:

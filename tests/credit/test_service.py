@@ -408,3 +408,17 @@ def _fresh_service() -> Iterator[Svc]:
             yield Svc(new_service(ledger, clock), clock)
         finally:
             ledger.store.engine.dispose()
+
+
+def test_recompute_all_in_forked_workers(svc: Svc) -> None:
+    """Two forked workers over one-subject ranges record each change once, as one process would."""
+    people = [P1, P2, P3]
+    for n, person in enumerate(people):
+        svc.submit(COURT, "contract_default", person, f"w-{n}")
+    report = svc.service.recompute_all(cause={"kind": "test"}, workers=2, chunk=1)
+    assert (report.recomputed, report.changed) == (3, 0)  # nothing moved
+    svc.travel(START + timedelta(days=400))  # the defaults (12 months) have expired
+    report = svc.service.recompute_all(cause={"kind": "test"}, workers=2, chunk=1)
+    assert (report.recomputed, report.changed) == (3, 3)
+    assert {svc.service.score(svc.ref(p))["score"] for p in people} == {700}
+    svc.assert_clean(*people)
