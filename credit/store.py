@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel
 
@@ -265,15 +266,19 @@ class SubjectInputs:
         inputs = cls()
         events = inputs.events
         for where in _subject_filters(conn, refs, contiguous):
-            # Plain tuples into Event: Row mapping access cost more than the engine in recomputes.
-            for ref, *fields in conn.execute(
-                select(EVENTS.c.subject_ref, *_EVENT_COLUMNS).where(where(EVENTS))
+            # Straight from the driver into Event: SQLAlchemy's per-row processing cost as much as
+            # the engine itself in recomputes.
+            query = select(EVENTS.c.subject_ref, *_EVENT_COLUMNS).where(where(EVENTS))
+            for ref, event_id, type_, occurred, source, quantity, ended, refers_to in _driver_rows(
+                conn, query
             ):
                 key = bytes(ref)
                 found = events.get(key)
                 if found is None:
                     events[key] = found = []
-                found.append(Event(*fields))
+                found.append(
+                    Event(event_id, type_, _as_date(occurred), source, quantity, _as_date(ended), refers_to)
+                )
             for ref, event_id, kind, effective_on in conn.execute(
                 select(
                     EFFECTS.c.subject_ref, EFFECTS.c.event_id, EFFECTS.c.kind, EFFECTS.c.effective_on
@@ -306,6 +311,24 @@ _EVENT_COLUMNS = (
     EVENTS.c.ended_on,
     EVENTS.c.refers_to,
 )  # Event's field order
+
+
+def _driver_rows(conn: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """Run a SELECT on the DB-API cursor and return plain tuples (no SQLAlchemy type processing:
+    dates come back as ISO text from SQLite, as dates from PostgreSQL; see :func:`_as_date`)."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if compiled.positiontup is not None:  # SQLite: qmark parameters, in order
+        cursor.execute(compiled.string, [compiled.params[name] for name in compiled.positiontup])
+    else:
+        cursor.execute(compiled.string, compiled.params)
+    rows: list[tuple[Any, ...]] = cursor.fetchall()
+    cursor.close()
+    return rows
+
+
+def _as_date(value: Any) -> Any:
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _subject_filters(

@@ -25,6 +25,7 @@ from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, subject_ref
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import (
+    MAX_METADATA_BYTES,
     LeafData,
     RecordKind,
     Seal,
@@ -61,6 +62,17 @@ _FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 
 def now_us() -> int:
     """The wall clock in microseconds since the Unix epoch."""
     return time.time_ns() // 1000
+
+
+def _metadata_json(sub: Submission) -> bytes:
+    if sub.metadata_json is None:
+        return canonical_metadata(sub.metadata)
+    if len(sub.metadata_json) > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata is {len(sub.metadata_json)} bytes canonical; the limit is {MAX_METADATA_BYTES}",
+            reason="invalid-metadata",
+        )
+    return sub.metadata_json
 
 
 def _call_on_stored(
@@ -273,9 +285,7 @@ class Ledger:
             kind=sub.kind,
             hash_alg=sub.hash_alg,
             content_hash=sub.content_hash,
-            metadata_json=sub.metadata_json
-            if sub.metadata_json is not None
-            else canonical_metadata(sub.metadata),
+            metadata_json=_metadata_json(sub),
             submitter=submitter,
             received_at_us=received,
             subject_ref=sub.subject_ref,

@@ -8,6 +8,7 @@ The service runs on an injected clock (``clock[0]``), so the tests travel in tim
 from __future__ import annotations
 
 import json
+import string
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from credit import service as service_module
 from credit.errors import WorkflowError
 from credit.identifiers import resident_id_check_char
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
@@ -28,6 +30,8 @@ from credit.service import CreditService, EventOutcome, Source
 from credit.store import CASE_STEPS
 from credit.workdays import WorkingCalendar
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey
+from ledger.core.leaf import canonical_json
+from ledger.errors import InvalidRequest
 from ledger.log import Ledger
 from ledger.store import LogStore, make_engine
 
@@ -422,3 +426,23 @@ def test_recompute_all_in_forked_workers(svc: Svc) -> None:
     assert (report.recomputed, report.changed) == (3, 3)
     assert {svc.service.score(svc.ref(p))["score"] for p in people} == {700}
     svc.assert_clean(*people)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet=string.ascii_letters), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(alphabet=string.ascii_letters + "_", min_size=1), _json_values, max_size=6))
+def test_credit_documents_are_rfc8785_canonical(document: dict[str, Any]) -> None:
+    """The json.dumps shortcut for credit documents gives the same bytes as the checked path."""
+    try:
+        expected = canonical_json(document)
+    except InvalidRequest:
+        return  # lone surrogates: both paths refuse (the shortcut falls back to the checked one)
+    assert service_module._canonical(document) == expected
