@@ -446,3 +446,18 @@ def test_credit_documents_are_rfc8785_canonical(document: dict[str, Any]) -> Non
     except InvalidRequest:
         return  # lone surrogates: both paths refuse (the shortcut falls back to the checked one)
     assert service_module._canonical(document) == expected
+
+
+def test_daily_jobs_are_scheduled_in_local_time(svc: Svc, tmp_path: Path) -> None:
+    """The app schedules run_daily every day at credit_jobs_at (Asia/Shanghai) and once at start."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from credit.setup import schedule_credit_jobs
+    from ledger.settings import Settings
+
+    scheduler = BackgroundScheduler()
+    schedule_credit_jobs(scheduler, svc.service, Settings(data_dir=tmp_path, credit_jobs_at="00:10"))
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"credit-daily", "credit-catch-up"}
+    trigger = jobs["credit-daily"].trigger
+    assert str(trigger) == "cron[hour='0', minute='10']" and str(trigger.timezone) == "Asia/Shanghai"
