@@ -820,16 +820,12 @@ class CreditService:
             subject=kind,
         )
 
-    def measures_for(self, ref: bytes, scenario: str) -> tuple[Assessment, list[AppliedMeasure]]:
+    def measures_for(
+        self, ref: bytes, scenario: str, kind: SubjectKind
+    ) -> tuple[Assessment, list[AppliedMeasure]]:
         """The measures that apply to a subject in a scenario (an unknown subject has a fresh account)."""
-        rulebook = self.active_rulebook()
-        try:
-            kind = self.subject_kind(ref)
-            assessment = self.assess(ref)
-        except UnknownSubject:
-            kind = SubjectKind.PERSON
-            assessment = evaluate([], rulebook, self.today(), subject=kind)
-        return assessment, measures(assessment, scenario, rulebook, subject=kind)
+        assessment = self.assess(ref, kind=kind)
+        return assessment, measures(assessment, scenario, self.active_rulebook(), subject=kind)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -210,8 +210,8 @@ def decide_repair(
 @router.post("/measures", summary="Reward and punishment measures for an applicant (approval systems)")
 def applicable_measures(body: MeasuresIn, credit: CreditDep, client: ApprovalDep) -> dict[str, Any]:
     """The measures that apply in ``scenario``, each with its legal basis and triggering facts."""
-    ref, _kind, _number = credit.subject_ref(body.subject)
-    assessment, applied = credit.measures_for(ref, body.scenario)
+    ref, kind, _number = credit.subject_ref(body.subject)
+    assessment, applied = credit.measures_for(ref, body.scenario, kind)
     credit.log_access(
         ref, accessor=client.name, role=client.role.value, purpose=body.purpose, what="measures"
     )
