@@ -1097,7 +1097,7 @@ class CreditService:
                 today,
                 {"kind": "objection", "ref": case_id},
                 new_events=new_events,
-                new_effects={ref: [_effect(event.id, EffectKind.WITHDRAWN, today)]},
+                new_effects={ref: [Effect(event.id, EffectKind.WITHDRAWN, today)]},
             )
             after = assessments[ref]
             moved = (
@@ -1221,7 +1221,7 @@ class CreditService:
                 [ref],
                 today,
                 {"kind": "repair", "ref": case_id},
-                new_effects={ref: [_effect(case.event_id, EffectKind.REPAIRED, today)]},
+                new_effects={ref: [Effect(case.event_id, EffectKind.REPAIRED, today)]},
             )
         self._commit(write, extra=self._move_case(case_id, state, decided_by=actor, note=note))
         return self.case(case_id)
@@ -1750,10 +1750,6 @@ def _reason_document(r: Any) -> dict[str, Any]:
             "eligible_from": r.repair.eligible_from.isoformat() if r.repair.eligible_from else None,
         },
     }
-
-
-def _effect(event_id: str, kind: EffectKind, day: date) -> Effect:
-    return Effect(event_id, kind, day)
 
 
 def _case_view(row: Any) -> dict[str, Any]:
