@@ -172,8 +172,8 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
     print(line, flush=True)
 
 
-def code_version() -> str:
-    """The repository commit being measured, and whether ledger/ or api/ differ from it."""
+def code_version(dirs: tuple[str, ...] = ("ledger", "api")) -> str:
+    """The repository commit being measured, and whether the packages in ``dirs`` differ from it."""
     import subprocess
     from pathlib import Path
 
@@ -188,7 +188,7 @@ def code_version() -> str:
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "ledger", "api"],
+            ["git", "--no-optional-locks", "status", "--porcelain", "--", *dirs],
             cwd=root,
             capture_output=True,
             text=True,
@@ -197,4 +197,5 @@ def code_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "code: unknown (no git)"
-    return f"code: commit {commit}" + (" + uncommitted changes in ledger/ or api/" if dirty else "")
+    changed = " or ".join(f"{d}/" for d in dirs)
+    return f"code: commit {commit}" + (f" + uncommitted changes in {changed}" if dirty else "")

@@ -44,7 +44,6 @@ import secrets
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from typing import Any
 from _common import (
     DEFAULT_PG_URL,
     Stats,
+    code_version,
     fmt_rate,
     fmt_ratio,
     log,
@@ -1266,30 +1266,6 @@ def load_average() -> str:
         return "n/a"
 
 
-def git_version() -> str:
-    """The commit, and whether credit/ or ledger/ differ from it (read-only git calls)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--", "credit", "ledger"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "code: unknown (no git)"
-    return f"code: commit {commit}" + (" + uncommitted changes in credit/ or ledger/" if dirty else "")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
@@ -1330,7 +1306,7 @@ def main(argv: list[str] | None = None) -> int:
         f"bench_credit: {args.subjects:,} subjects, {args.events:,} events, "
         f"{args.incremental_events:,} incremental in batches of {args.batch:,}, seed {args.seed}"
     )
-    print(git_version())
+    print(code_version(("credit", "ledger")))
     print(
         f"host: {platform.machine()} cpus={os.cpu_count()}, load {load_average()}, "
         f"Python {platform.python_version()}, "
