@@ -150,7 +150,7 @@ def _check_checkpoints(
         report.checkpoints_checked += 1
         try:
             signed = SignedCheckpoint.from_text(stored.note)
-            signed.verify(key)
+            signed.verify(key, ledger.origin)
         except (InvalidRequest, InvalidSignature) as e:
             report.findings.append(Finding(where, f"signed note is invalid: {e.message}"))
             continue

@@ -8,7 +8,8 @@ A checkpoint body is (C2SP tlog-checkpoint)::
     hash <sm3|sha256>\\n          (extension line: the log's tree hash)
     time <RFC 3339 UTC, microseconds>\\n   (extension line: when it was issued)
 
-and the signed note (C2SP signed-note) appends an empty line and one signature line per signer::
+and the signed note (C2SP signed-note) appends an empty line and one signature line per signer
+(the log's first; witnesses' cosignatures, see :mod:`ledger.core.cosignature`, may follow)::
 
     \\u2014 <key name> <base64(key hash[4] || DER SM2 signature)>\\n
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, sm2_verify
@@ -85,62 +87,122 @@ class Checkpoint:
         return checkpoint
 
 
-@dataclass(frozen=True)
-class SignedCheckpoint:
-    """A checkpoint with one SM2 signature, serialised as a signed note."""
+MAX_NOTE_SIGNATURES = 100
+"""At most this many signature lines in a note (C2SP signed-note lets verifiers bound it)."""
 
-    checkpoint: Checkpoint
+
+def _check_key_name(name: str) -> None:
+    if not name or any(c.isspace() for c in name) or "+" in name:
+        raise InvalidRequest("key name must be non-empty, without spaces or '+'", reason="invalid-checkpoint")
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line of a signed note: ``\u2014 <key name> <base64(key hash || rest)>``.
+
+    ``blob`` is what follows the 4-byte key hash; its meaning depends on the signer's algorithm
+    (a DER SM2 signature for the log; timestamp || signature for a cosignature).
+    """
+
     key_name: str
     key_hash: bytes
-    signature: bytes
+    blob: bytes
+
+    def to_line(self) -> str:
+        """The signature line, newline included."""
+        return f"{_EM_DASH} {self.key_name} {base64.b64encode(self.key_hash + self.blob).decode()}\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> NoteSignature:
+        """Parse one signature line (without its newline)."""
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != _EM_DASH:
+            raise InvalidRequest("malformed signature line", reason="invalid-checkpoint")
+        _check_key_name(parts[1])
+        try:
+            raw = base64.b64decode(parts[2], validate=True)
+        except binascii.Error as e:
+            raise InvalidRequest("signature is not base64", reason="invalid-checkpoint") from e
+        if len(raw) < 5:
+            raise InvalidRequest("signature too short", reason="invalid-checkpoint")
+        return cls(key_name=parts[1], key_hash=raw[:4], blob=raw[4:])
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint with its signature lines (the log's and any cosigners'), as a C2SP signed note.
+
+    Following C2SP signed-note, lines from keys a verifier does not know are carried and ignored:
+    :meth:`verify` looks only for the line of the key it is given, so witnesses' cosignatures (or
+    any other agency's) never make a note unverifiable.
+    """
+
+    checkpoint: Checkpoint
+    signatures: tuple[NoteSignature, ...]
 
     def to_text(self) -> str:
         """The signed note text."""
-        blob = base64.b64encode(self.key_hash + self.signature).decode()
-        return f"{self.checkpoint.body().decode()}\n{_EM_DASH} {self.key_name} {blob}\n"
+        lines = "".join(s.to_line() for s in self.signatures)
+        return f"{self.checkpoint.body().decode()}\n{lines}"
 
     @classmethod
     def from_text(cls, text: str) -> SignedCheckpoint:
-        """Parse a signed note carrying one trustledger SM2 signature."""
-        body, sep, signatures = text.partition("\n\n")
+        """Strictly parse a signed note: a canonical checkpoint body, a blank line, 1–100 signature lines."""
+        body, sep, block = text.partition("\n\n")
         if not sep:
             raise InvalidRequest("signed checkpoint has no signature block", reason="invalid-checkpoint")
         checkpoint = Checkpoint.from_body((body + "\n").encode())
-        lines = [line for line in signatures.split("\n") if line]
-        if len(lines) != 1 or not signatures.endswith("\n"):
-            raise InvalidRequest("expected exactly one signature line", reason="invalid-checkpoint")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or parts[0] != _EM_DASH:
-            raise InvalidRequest("malformed signature line", reason="invalid-checkpoint")
-        try:
-            blob = base64.b64decode(parts[2], validate=True)
-        except binascii.Error as e:
-            raise InvalidRequest("signature is not base64", reason="invalid-checkpoint") from e
-        if len(blob) < 5:
-            raise InvalidRequest("signature too short", reason="invalid-checkpoint")
-        return cls(checkpoint=checkpoint, key_name=parts[1], key_hash=blob[:4], signature=blob[4:])
+        if not block.endswith("\n"):
+            raise InvalidRequest("a signed note ends with a newline", reason="invalid-checkpoint")
+        lines = block[:-1].split("\n")
+        if not 1 <= len(lines) <= MAX_NOTE_SIGNATURES:
+            raise InvalidRequest(
+                f"a signed note has 1 to {MAX_NOTE_SIGNATURES} signature lines", reason="invalid-checkpoint"
+            )
+        return cls(checkpoint=checkpoint, signatures=tuple(NoteSignature.from_line(line) for line in lines))
 
-    def verify(self, public_key: Sm2PublicKey) -> None:
-        """Raise :class:`InvalidSignature` unless signed by ``public_key`` under this key name."""
-        if note_key_hash(self.key_name, public_key) != self.key_hash:
+    def signature_of(self, key_name: str, public_key: Sm2PublicKey) -> NoteSignature | None:
+        """The line made by the log key ``public_key`` under ``key_name`` (None: no such line)."""
+        key_hash = note_key_hash(key_name, public_key)
+        return next((s for s in self.signatures if s.key_name == key_name and s.key_hash == key_hash), None)
+
+    def verify(self, public_key: Sm2PublicKey, key_name: str) -> NoteSignature:
+        """Check the line of log key ``public_key`` named ``key_name``; return it.
+
+        Raise :class:`InvalidSignature` if the note has no line from that key or it does not verify.
+        Lines from other keys are ignored (C2SP signed-note).
+        """
+        line = self.signature_of(key_name, public_key)
+        if line is None:
+            seen = ", ".join(f"{s.key_name}+{s.key_hash.hex()}" for s in self.signatures)
             raise InvalidSignature(
-                f"checkpoint was signed by another key (key hash {self.key_hash.hex()})",
+                f"checkpoint has no signature by key {key_name}+{note_key_hash(key_name, public_key).hex()} "
+                f"(signature lines: {seen})",
                 reason="checkpoint-key-mismatch",
             )
-        if not sm2_verify(public_key, self.checkpoint.body(), self.signature):
+        if not sm2_verify(public_key, self.checkpoint.body(), line.blob):
             raise InvalidSignature(
                 "checkpoint signature does not verify", reason="invalid-checkpoint-signature"
             )
+        return line
+
+    def only(self, *lines: NoteSignature) -> SignedCheckpoint:
+        """The same checkpoint with just ``lines`` (e.g. the log's own line, which is what is anchored)."""
+        return SignedCheckpoint(self.checkpoint, tuple(lines))
+
+    def with_signatures(self, lines: Sequence[NoteSignature]) -> SignedCheckpoint:
+        """Append ``lines`` not already present (cosignatures), keeping the existing order first."""
+        merged = list(self.signatures)
+        merged.extend(line for line in lines if line not in merged)
+        return SignedCheckpoint(self.checkpoint, tuple(merged))
 
 
 def sign_checkpoint(checkpoint: Checkpoint, key_name: str, private_key: Sm2PrivateKey) -> SignedCheckpoint:
     """Sign ``checkpoint`` with the log's SM2 key (one signature per checkpoint, not per record)."""
-    if not key_name or any(c.isspace() for c in key_name) or "+" in key_name:
-        raise InvalidRequest("key name must be non-empty, without spaces or '+'")
-    public_key = private_key.public_key()
-    return SignedCheckpoint(
-        checkpoint=checkpoint,
+    _check_key_name(key_name)
+    line = NoteSignature(
         key_name=key_name,
-        key_hash=note_key_hash(key_name, public_key),
-        signature=private_key.sign(checkpoint.body()),
+        key_hash=note_key_hash(key_name, private_key.public_key()),
+        blob=private_key.sign(checkpoint.body()),
     )
+    return SignedCheckpoint(checkpoint=checkpoint, signatures=(line,))

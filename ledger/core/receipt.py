@@ -258,7 +258,7 @@ def verify_receipt(
         )
     steps.append("key")
     try:
-        signed.verify(key)
+        signed.verify(key, checkpoint.origin)
     except InvalidSignature as e:
         raise InvalidReceipt(str(e), step="signature", reason=e.reason) from e
     steps.append("signature")

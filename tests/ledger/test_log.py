@@ -171,7 +171,7 @@ def test_checkpoint_text_is_signed_by_log_key(ledger: Ledger) -> None:
     ledger.sequence_all()
     ledger.issue_checkpoint()
     signed = ledger.latest_checkpoint()
-    signed.verify(ledger.public_key)
+    signed.verify(ledger.public_key, ledger.origin)
     assert SignedCheckpoint.from_text(signed.to_text()) == signed
     assert signed.checkpoint.origin == ledger.origin
 

@@ -103,10 +103,12 @@ def test_checkpoint_text_round_trip_and_strictness() -> None:
     signed = sign_checkpoint(checkpoint, "example.gov.cn/log", key)
     parsed = SignedCheckpoint.from_text(signed.to_text())
     assert parsed == signed
-    parsed.verify(key.public_key())
-    assert signed.key_hash == note_key_hash("example.gov.cn/log", key.public_key())
+    parsed.verify(key.public_key(), "example.gov.cn/log")
+    assert signed.signatures[0].key_hash == note_key_hash("example.gov.cn/log", key.public_key())
     with pytest.raises(InvalidSignature):
-        parsed.verify(Sm2PrivateKey.generate().public_key())
+        parsed.verify(Sm2PrivateKey.generate().public_key(), "example.gov.cn/log")
+    with pytest.raises(InvalidSignature):
+        parsed.verify(key.public_key(), "another-name")
     for bad in (
         signed.to_text().replace("\n12\n", "\n012\n"),
         signed.to_text().replace("hash sm3", "hash md5"),
@@ -115,6 +117,22 @@ def test_checkpoint_text_round_trip_and_strictness() -> None:
     ):
         with pytest.raises(InvalidRequest):
             SignedCheckpoint.from_text(bad)
+
+
+def test_signature_lines_of_unknown_keys_are_ignored() -> None:
+    """C2SP signed-note: a cosignature from a key the verifier does not know must not break the note."""
+    log_key, stranger = Sm2PrivateKey.generate(), Sm2PrivateKey.generate()
+    checkpoint = Checkpoint("example.gov.cn/log", 3, b"\x01" * 32, HashAlgorithm.SM3, 1_795_000_000_000_000)
+    signed = sign_checkpoint(checkpoint, "example.gov.cn/log", log_key)
+    foreign = sign_checkpoint(checkpoint, "court.example/witness", stranger).signatures[0]
+    for lines in ((foreign, signed.signatures[0]), (signed.signatures[0], foreign)):
+        note = signed.only(*lines).to_text()
+        parsed = SignedCheckpoint.from_text(note)
+        assert parsed.verify(log_key.public_key(), "example.gov.cn/log") == signed.signatures[0]
+    assert signed.with_signatures([foreign, foreign]).signatures == (signed.signatures[0], foreign)
+    too_many = signed.to_text() + foreign.to_line() * 100
+    with pytest.raises(InvalidRequest):
+        SignedCheckpoint.from_text(too_many)
 
 
 def test_golden_receipt_still_verifies() -> None:
