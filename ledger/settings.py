@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         return self.data_dir / "credit-master.key"
 
     @property
+    def policy_path(self) -> Path:
+        """The trust policy this deployment publishes and follows (``policy.json``)."""
+        return self.data_dir / "policy.json"
+
+    @property
     def chain_config_path(self) -> Path:
         """The chain's connection settings (``chain.json``)."""
         return self.data_dir / "chain.json"
