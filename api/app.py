@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.oidc import OidcConfig, OidcVerifier
 from api.problems import install_problem_handlers, problem
-from api.routes import anchors, log, records
+from api.routes import anchors, log, policy, records
 from api.routes import credit as credit_routes
 from credit.service import CreditService
 from credit.setup import open_credit, schedule_credit_jobs
@@ -84,6 +84,7 @@ def create_app(
     app.include_router(records.router)
     app.include_router(log.router)
     app.include_router(anchors.router)
+    app.include_router(policy.router)
     app.include_router(credit_routes.router)
 
     @app.get("/healthz", tags=["service"])

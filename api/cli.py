@@ -16,10 +16,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from api.cli_credit import add_credit_commands, role_argument
+from api.cli_policy import add_policy_commands
 from credit.errors import CreditError, InvalidEvent, InvalidIdentifier, RulebookError
 from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
-from ledger.core.receipt import Receipt, verify_receipt
+from ledger.core.policy import TrustPolicy
+from ledger.core.receipt import Receipt, ReceiptVerification, verify_receipt
 from ledger.errors import ChainError, ConfigurationError, InvalidReceipt, InvalidRequest, LedgerError
 from ledger.keys import api_key_hash, new_api_key
 from ledger.settings import Settings
@@ -38,6 +40,11 @@ VERIFY_EXIT = {
     "key": 16,
     "signature": 17,
     "anchor": 18,
+    "policy": 19,
+    "origin": 20,
+    "chain": 21,
+    "registry": 22,
+    "witness": 23,
 }
 ROLES = ("notarizer", "auditor", "approval", "officer", "admin", "source:<role> (e.g. source:court)")
 
@@ -77,6 +84,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     else:
         made = " (created)" if result.created_chain else ""
         print(f"chain:      {config.backend} {config.chain_id}, registry {config.registry_address}{made}")
+    print(f"policy:     {settings.policy_path} ({'created' if result.created_policy else 'kept'})")
     return EXIT_OK
 
 
@@ -224,11 +232,26 @@ def _read_receipt(path: str) -> Receipt | int:
         return VERIFY_EXIT["parse"]
 
 
+def _read_policy(path: str) -> TrustPolicy | int:
+    """The trust policy in ``path``, or the exit code after saying why it cannot be used."""
+    try:
+        return TrustPolicy.from_json(Path(path).read_bytes())
+    except OSError as e:
+        print(f"cannot read policy: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except ConfigurationError as e:
+        print(f"FAILED at step policy: {e.message}", file=sys.stderr)
+        return VERIFY_EXIT["policy"]
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify a receipt offline; the exit code names the failed step."""
     receipt = _read_receipt(args.receipt)
     if isinstance(receipt, int):
         return receipt
+    policy = _read_policy(args.policy) if args.policy else None
+    if isinstance(policy, int):
+        return policy
     document_hash = None
     if args.file:
         try:
@@ -237,20 +260,42 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"cannot read document: {e}", file=sys.stderr)
             return EXIT_ERROR
     trusted = _load_key(args.key) if args.key else None
+    urls: Sequence[str] = args.rpc or ()
+    if not urls and policy is not None and policy.chain is not None and not args.offline:
+        urls = policy.chain.rpc_urls
     try:
-        observations = _observe_anchor(receipt, args.rpc, args.rpc_timeout) if args.rpc else []
-        result = verify_receipt(
-            receipt, document_hash=document_hash, trusted_key=trusted, anchor_observations=observations
-        )
+        # Offline first: a receipt that fails any pinned fact (its registry and chain among them)
+        # fails before a single chain endpoint is asked anything.
+        result = verify_receipt(receipt, document_hash=document_hash, trusted_key=trusted, policy=policy)
+        if args.rpc or (urls and receipt.anchor is not None):
+            observations = _observe_anchor(receipt, urls, args.rpc_timeout, policy)
+            result = verify_receipt(
+                receipt,
+                document_hash=document_hash,
+                trusted_key=trusted,
+                policy=policy,
+                anchor_observations=observations,
+            )
     except InvalidReceipt as e:
         print(f"FAILED at step {e.step}: {e.message}", file=sys.stderr)
         return VERIFY_EXIT.get(e.step, EXIT_FAILED)
-    print(f"OK record {result.record_id}")
-    print(f"  log index {result.index} in tree of size {result.tree_size}, root {result.root_hash.hex()}")
-    print(f"  checkpoint signed {result.checkpoint_time} by {receipt.log.origin} ({receipt.log.key_id})")
+    _print_verification(receipt, result, policy)
+    return EXIT_OK
+
+
+def _print_verification(receipt: Receipt, result: ReceiptVerification, policy: TrustPolicy | None) -> None:
+    """What was verified, and — labelled as such — what was not."""
+    print(f"OK: record at log index {result.index} in the tree of size {result.tree_size}")
+    print(f"  root {result.root_hash.hex()}")
+    print(f"  checkpoint signed {result.checkpoint_time} by {result.origin} with log key {result.log_key_id}")
     print(f"  checks passed: {', '.join(result.steps)}")
+    if policy is not None:
+        print(f"  trust policy serial {policy.serial}, fingerprint {result.policy_fingerprint}")
     if result.sealed_by:
         print(f"  sealed by key {result.sealed_by}")
+    if policy is not None and policy.witnesses:
+        cosigners = ", ".join(result.cosigned_by) or "none"
+        print(f"  cosigned by {cosigners} (quorum {result.witness_quorum})")
     if receipt.anchor is not None:
         a = receipt.anchor
         where = f"chain {a.chain_id}, registry {a.registry}, block {a.block_number}, tx {a.tx_hash}"
@@ -258,20 +303,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
             confirmed = ", ".join(result.anchored_on)
             print(f"  anchored as checkpoint #{a.sequence} ({where}); confirmed by {confirmed}")
         else:
-            print(f"  anchor claimed ({where}); give --rpc URL to check it on chain")
+            print(f"  anchor claimed, NOT checked on chain ({where}); give --rpc URL to check it")
     else:
         print("  not anchored yet: refresh the receipt later (trustledger refresh)")
+    print(f"  record id {result.record_id}: not bound by the proof (the id is not part of the leaf)")
     if not result.document_checked:
         print("  note: no --file given; the document itself was not compared")
-    if not result.key_pinned:
-        print(
-            "  warning: --key not given; the log key inside the receipt was trusted. Pin the published key."
-        )
-    return EXIT_OK
+    if result.unpinned:
+        print("  warning: not pinned, taken from the receipt itself (give --policy FILE to pin them):")
+        for fact in result.unpinned:
+            print(f"    - {fact}")
 
 
-def _observe_anchor(receipt: Receipt, urls: Sequence[str], timeout_s: float) -> list[AnchorObservation]:
-    """Ask each endpoint about the receipt's anchor; an endpoint that cannot answer fails the step."""
+def _observe_anchor(
+    receipt: Receipt, urls: Sequence[str], timeout_s: float, policy: TrustPolicy | None
+) -> list[AnchorObservation]:
+    """Ask each endpoint about the receipt's anchor; an endpoint that cannot answer fails the step.
+
+    With a policy the registry read is the policy's (verify_receipt has already refused a receipt
+    naming any other); without one it is the receipt's own claim.
+    """
     from ledger.chain.registry import Endpoint, RegistryClient
     from ledger.core.leaf import encode_leaf
 
@@ -282,8 +333,12 @@ def _observe_anchor(receipt: Receipt, urls: Sequence[str], timeout_s: float) -> 
             step="anchor",
             reason="not-anchored",
         )
+    registry, chain_id = anchor.registry, anchor.chain_id
+    if policy is not None and policy.chain is not None:
+        registry = next(r for r in policy.chain.registries if r.lower() == anchor.registry.lower())
+        chain_id = policy.chain.chain_id
     endpoints = [Endpoint.http(url, timeout_s) for url in urls]
-    client = RegistryClient(endpoints, registry_address=anchor.registry, chain_id=anchor.chain_id)
+    client = RegistryClient(endpoints, registry_address=registry, chain_id=chain_id)
     proof = [bytes.fromhex(h) for h in receipt.inclusion.hashes]
     leaf = encode_leaf(receipt.leaf_data())
     observations = []
@@ -385,6 +440,7 @@ def cmd_chain_deploy(args: argparse.Namespace) -> int:
     from ledger.chain.config import ChainBackend, ChainConfig
     from ledger.chain.keystore import create_keystore, load_keystore
     from ledger.chain.registry import Endpoint, RegistryClient, deploy_registry
+    from ledger.service import record_chain_in_policy
 
     settings = _settings(args)
     keystore, password = Path(args.keystore), Path(args.password_file)
@@ -406,6 +462,7 @@ def cmd_chain_deploy(args: argparse.Namespace) -> int:
         confirmations=args.confirmations,
     )
     config.save(settings.chain_config_path)
+    record_chain_in_policy(settings, config)  # an existing policy.json names the new registry
     print(f"registry {address} on chain {chain_id}; member {account.address}")
     print(f"wrote {settings.chain_config_path}")
     return EXIT_OK
@@ -487,13 +544,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=cmd_verify)
     verify.add_argument("receipt", help="receipt JSON file")
     verify.add_argument("--file", help="the document; its hash must equal the record's content hash")
-    verify.add_argument("--key", help="the published log key you trust: PEM or hex file, or hex")
-    verify.add_argument(
+    trust = verify.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--policy",
+        help="the consortium's trust policy (JSON): pins origin, log keys, chain, registries, witnesses",
+    )
+    trust.add_argument("--key", help="the published log key you trust: PEM or hex file, or hex")
+    reads = verify.add_mutually_exclusive_group()
+    reads.add_argument(
         "--rpc",
         action="append",
         metavar="URL",
-        help="a chain member's JSON-RPC endpoint; the anchor must be confirmed by each one given",
+        help="a chain member's JSON-RPC endpoint; the anchor must be confirmed by each one given "
+        "(default with --policy: the policy's rpc_urls)",
     )
+    reads.add_argument("--offline", action="store_true", help="no chain reads, even with a policy")
     verify.add_argument("--rpc-timeout", type=float, default=10.0, help="seconds per JSON-RPC request")
     refresh = command("refresh", cmd_refresh, "refresh a receipt to its anchored form (exit 1: not yet)")
     refresh.add_argument("receipt")
@@ -519,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = command("audit", cmd_audit, "re-derive the tree and check every stored node and checkpoint")
     audit.add_argument("--key", help="the published log key (default: the local key file)")
     add_credit_commands(sub, _settings, _common_options)
+    add_policy_commands(sub, _settings, _common_options)
     return parser
 
 

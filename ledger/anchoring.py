@@ -32,7 +32,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from ledger.chain.connect import ChainConnection
 from ledger.chain.registry import RegistryClient, SignedTx, TxState
-from ledger.core.anchor import HASH_ALG_IDS, OnchainAnchor, checkpoint_hash, log_id
+from ledger.core.anchor import HASH_ALG_IDS, OnchainAnchor, anchored_note, checkpoint_hash, log_id
+from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.merkle import verify_consistency
 from ledger.errors import ChainError, ChainRejected, ChainUnavailable, InvalidProof, LedgerError
 from ledger.log import Ledger
@@ -203,7 +204,7 @@ class Anchorer:
         client = self.client
         return self.store.add_anchor(
             tree_size=checkpoint.tree_size,
-            checkpoint_hash=checkpoint_hash(self.ledger.hash_alg, checkpoint.note),
+            checkpoint_hash=checkpoint_hash(self.ledger.hash_alg, _log_signed_note(checkpoint.note)),
             state=AnchorState.PENDING.value,
             chain_id=client.chain_id,
             registry_address=client.address,
@@ -478,3 +479,9 @@ __all__ = [
     "AnchoringStatus",
     "anchoring_status",
 ]
+
+
+def _log_signed_note(note: str) -> str:
+    """What is anchored: the stored note with the log's own line (the first) only, never cosignatures."""
+    signed = SignedCheckpoint.from_text(note)
+    return anchored_note(signed, signed.signatures[0])

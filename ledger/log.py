@@ -35,7 +35,14 @@ from ledger.core.leaf import (
     verify_seal,
 )
 from ledger.core.merkle import consistency_proof, inclusion_proof
-from ledger.core.receipt import Receipt, ReceiptInclusion, ReceiptLog, receipt_record
+from ledger.core.receipt import (
+    RECEIPT_FORMAT,
+    RECEIPT_VERSION,
+    Receipt,
+    ReceiptInclusion,
+    ReceiptLog,
+    receipt_record,
+)
 from ledger.core.tiles import TILE_WIDTH, TileId, TileNodeReader, tiles_for_inclusion
 from ledger.errors import (
     Conflict,
@@ -436,6 +443,8 @@ class Ledger:
             anchor = receipt_anchor(self.origin, row)
         proof = self.inclusion_proof(info.log_index, checkpoint.tree_size)
         return Receipt(
+            format=RECEIPT_FORMAT,
+            version=RECEIPT_VERSION,
             record=receipt_record(info.id, info.leaf),
             log=ReceiptLog(
                 origin=self.origin,

@@ -1,11 +1,22 @@
-"""Building a :class:`~ledger.log.Ledger` from settings: the one place that reads key files."""
+"""Building a :class:`~ledger.log.Ledger` from settings: the one place that reads key files.
+
+It also keeps the deployment's trust policy (``policy.json``, :mod:`ledger.core.policy`): ``init``
+writes it from the log key and the chain, and the anchorer refuses to run on a chain or registry
+the policy does not name, so what the service does and what verifiers pin are one thing.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ledger.core.crypto import Sm2PublicKey
+from ledger.chain.config import ChainConfig
+from ledger.core.crypto import HashAlgorithm, Sm2PublicKey
+from ledger.core.policy import PolicyChain, TrustPolicy, new_policy
+from ledger.errors import ConfigurationError
 from ledger.keys import create_log_key, create_secret, load_log_key, load_secret
 from ledger.log import Ledger
 from ledger.settings import Settings
@@ -24,6 +35,7 @@ class InitResult:
     created_secret: bool
     database_url: str
     created_chain: bool
+    created_policy: bool = False
 
 
 def init_deployment(settings: Settings) -> InitResult:
@@ -45,9 +57,136 @@ def init_deployment(settings: Settings) -> InitResult:
             settings.chain_config_path
         )
         created_chain = True
+    created_policy = not settings.policy_path.exists()
+    if created_policy:
+        policy = new_policy(
+            origin=settings.log_origin,
+            hash_alg=settings.hash_alg,
+            log_key=key.public_key(),
+            chain=policy_chain(settings.chain_config()),
+        )
+        save_policy(policy, settings.policy_path)
     return InitResult(
-        key.public_key(), created_key, created_secret, settings.resolved_database_url, created_chain
+        key.public_key(),
+        created_key,
+        created_secret,
+        settings.resolved_database_url,
+        created_chain,
+        created_policy,
     )
+
+
+def policy_chain(config: ChainConfig | None) -> PolicyChain | None:
+    """The policy's ``chain`` section for a chain configuration (the embedded chain has no URL)."""
+    if config is None:
+        return None
+    return PolicyChain(
+        chain_id=config.chain_id,
+        registries=(config.registry_address,),
+        rpc_urls=config.rpc_urls,
+        confirmations=config.confirmations,
+    )
+
+
+def load_policy(path: Path) -> TrustPolicy:
+    """Read a trust policy file; :class:`ConfigurationError` if it is missing or invalid."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError as e:
+        raise ConfigurationError(
+            f"no trust policy at {path}; run `trustledger init` to write this deployment's policy"
+        ) from e
+    except OSError as e:
+        raise ConfigurationError(f"cannot read the trust policy {path}: {e}") from e
+    return TrustPolicy.from_json(text)
+
+
+def save_policy(policy: TrustPolicy, path: Path) -> None:
+    """Write ``policy`` to ``path`` atomically (a reader sees the old or the new file, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(policy.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # a public document
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_chain_in_policy(settings: Settings, config: ChainConfig) -> TrustPolicy | None:
+    """After a registry deployment: the next policy revision naming it (None: no policy yet).
+
+    On the policy's chain the new registry is added (receipts anchored in the earlier ones keep
+    verifying); on another chain the chain section is replaced. The file is rewritten only if
+    something changed.
+    """
+    if not settings.policy_path.exists():
+        return None  # init writes it, from this chain
+    policy = load_policy(settings.policy_path)
+    chain = policy.chain
+    updated: PolicyChain | None
+    if chain is not None and chain.chain_id == config.chain_id:
+        if chain.has_registry(config.registry_address):
+            return policy
+        registries = (*chain.registries, config.registry_address)
+        rpc_urls = tuple(dict.fromkeys((*chain.rpc_urls, *config.rpc_urls)))
+        updated = chain.model_copy(update={"registries": registries, "rpc_urls": rpc_urls})
+    else:
+        updated = policy_chain(config)
+    revised = policy.model_copy(update={"serial": policy.serial + 1, "chain": updated})
+    revised = TrustPolicy.from_json(revised.model_dump_json())  # validated as a whole
+    save_policy(revised, settings.policy_path)
+    return revised
+
+
+def check_policy(
+    policy: TrustPolicy,
+    *,
+    origin: str,
+    hash_alg: HashAlgorithm,
+    public_key: Sm2PublicKey,
+    tree_size: int,
+    config: ChainConfig | None,
+) -> None:
+    """Refuse (:class:`ConfigurationError`) a deployment that does not do what its policy says.
+
+    The log's origin, hash and signing key (valid at the log's ``tree_size``), and the chain id and
+    registry it anchors to, must be the policy's: otherwise the service would issue receipts that
+    fail every pinned verification.
+    """
+    where = "the trust policy (policy.json)"
+    if policy.log.origin != origin or policy.log.hash_alg != hash_alg:
+        raise ConfigurationError(
+            f"{where} is for log {policy.log.origin!r} ({policy.log.hash_alg.value}); "
+            f"this deployment is {origin!r} ({hash_alg.value})"
+        )
+    entry = policy.log_key_entry(public_key)
+    if entry is None or entry.revoked or not entry.covers(tree_size):
+        state = "is not in" if entry is None else f"is revoked or not valid at size {tree_size} in"
+        raise ConfigurationError(
+            f"the log signing key {public_key.key_id()} {state} {where}; rotate keys with "
+            "`trustledger keys rotate` so the policy names the key in use"
+        )
+    if config is None:
+        return
+    if policy.chain is None:
+        raise ConfigurationError(
+            f"{where} names no chain, but chain.json anchors to registry {config.registry_address} "
+            f"on chain {config.chain_id}"
+        )
+    if config.chain_id != policy.chain.chain_id:
+        raise ConfigurationError(
+            f"chain.json is chain {config.chain_id}; {where} pins chain {policy.chain.chain_id}"
+        )
+    if not policy.chain.has_registry(config.registry_address):
+        raise ConfigurationError(
+            f"chain.json anchors to registry {config.registry_address}, which {where} does not name "
+            f"({', '.join(policy.chain.registries)}); publish a policy revision naming it first"
+        )
 
 
 def open_ledger(settings: Settings, *, create_schema: bool = False) -> Ledger:
@@ -75,17 +214,31 @@ def open_ledger(settings: Settings, *, create_schema: bool = False) -> Ledger:
 
 
 def open_anchorer(ledger: Ledger, settings: Settings) -> Anchorer | None:
-    """The anchoring pipeline for ``ledger`` on the configured chain (None: anchoring is off)."""
+    """The anchoring pipeline for ``ledger`` on the configured chain (None: anchoring is off).
+
+    The chain must be the one the deployment's trust policy names (:func:`check_policy`); anchors
+    stay final only once as deep as the policy asks verifiers to require.
+    """
     from ledger.anchoring import Anchorer, AnchorPolicy  # web3 is only loaded when anchoring is on
     from ledger.chain.connect import connect
 
     config = settings.chain_config()
     if config is None:
         return None
+    trust = load_policy(settings.policy_path)
+    check_policy(
+        trust,
+        origin=ledger.origin,
+        hash_alg=ledger.hash_alg,
+        public_key=ledger.public_key,
+        tree_size=ledger.current_size(),
+        config=config,
+    )
+    pinned = trust.chain
     policy = AnchorPolicy(
         interval_s=settings.anchor_interval_s,
         min_entries=settings.anchor_min_entries,
-        confirmations=config.confirmations,
+        confirmations=max(config.confirmations, pinned.confirmations if pinned else 0),
         tx_timeout_s=config.tx_timeout_s,
         reorg_watch_blocks=config.reorg_watch_blocks,
     )

@@ -38,7 +38,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc import HTTPProvider
 
 from contracts import load_artifact
-from ledger.core.anchor import AnchorObservation, OnchainAnchor, ReceiptAnchor
+from ledger.core.anchor import AnchorEvent, AnchorObservation, OnchainAnchor, ReceiptAnchor, TxObservation
 from ledger.errors import ChainDisagreement, ChainError, ChainRejected, ChainUnavailable, ConfigurationError
 
 _logger = logging.getLogger(__name__)
@@ -319,7 +319,11 @@ class RegistryClient:
     def observe(
         self, endpoint: Endpoint, anchor: ReceiptAnchor, *, leaf: bytes, index: int, proof: Sequence[bytes]
     ) -> AnchorObservation:
-        """What ``endpoint`` says about a receipt's anchor, for :func:`ledger.core.receipt.verify_receipt`."""
+        """What ``endpoint`` says about a receipt's anchor, for :func:`ledger.core.receipt.verify_receipt`.
+
+        Reads this client's registry (the pinned one, not necessarily the receipt's), the anchor's
+        block and the receipt's ``tx_hash``; the comparison is :func:`ledger.core.anchor.check_anchor`'s.
+        """
         log = bytes.fromhex(anchor.log_id[2:])
 
         def read(e: Endpoint) -> AnchorObservation:
@@ -328,8 +332,9 @@ class RegistryClient:
             if onchain is not None:
                 found = self.anchor_tx(log, anchor.tree_size, onchain.block_number, e)
                 onchain = replace(onchain, sequence=found[1] if found else -1)
+            head = int(e.w3.eth.block_number)
             block_hash = None
-            if e.w3.eth.block_number >= anchor.block_number:
+            if head >= anchor.block_number:
                 block_hash = bytes(e.w3.eth.get_block(anchor.block_number)["hash"])
             inclusion = None
             if onchain is not None:
@@ -338,9 +343,59 @@ class RegistryClient:
                     .functions.verifyInclusion(log, anchor.tree_size, index, leaf, list(proof))
                     .call()
                 )
-            return AnchorObservation(e.name, chain_id, onchain, block_hash, inclusion)
+            return AnchorObservation(
+                endpoint=e.name,
+                chain_id=chain_id,
+                registry=self.address,
+                anchor=onchain,
+                block_hash=block_hash,
+                tx=self._observe_tx(e, anchor.tx_hash),
+                head_block=head,
+                onchain_inclusion=inclusion,
+            )
 
         return self._on(endpoint, "receipt anchor", read, check_chain=False)
+
+    def _observe_tx(self, e: Endpoint, tx_hash: str) -> TxObservation | None:
+        """Transaction ``tx_hash`` as ``e`` reports it, with its CheckpointAnchored logs (None: unknown)."""
+        try:
+            tx = e.w3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        to = tx.get("to")
+        if tx.get("blockNumber") is None:
+            return TxObservation(None, None, None, str(to) if to else None)
+        try:
+            receipt = e.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return TxObservation(None, None, None, str(to) if to else None)
+        event = self._contract(e).events.CheckpointAnchored()
+        topic = HexBytes(keccak(text="CheckpointAnchored(bytes32,uint64,uint64,bytes32,bytes32,address)"))
+        events = []
+        for log in receipt["logs"]:
+            if not log["topics"] or HexBytes(log["topics"][0]) != topic:
+                continue
+            try:
+                args = event.process_log(log)["args"]
+            except (Web3Exception, ValueError):  # a same-named event with another layout
+                continue
+            events.append(
+                AnchorEvent(
+                    emitter=str(log["address"]),
+                    log_id=bytes(args["logId"]),
+                    sequence=int(args["sequence"]),
+                    tree_size=int(args["treeSize"]),
+                    root_hash=bytes(args["rootHash"]),
+                    checkpoint_hash=bytes(args["checkpointHash"]),
+                )
+            )
+        return TxObservation(
+            block_number=int(receipt["blockNumber"]),
+            block_hash=bytes(receipt["blockHash"]),
+            status=int(receipt["status"]),
+            to=str(receipt["to"]) if receipt.get("to") else None,
+            events=tuple(events),
+        )
 
     # --- writes -------------------------------------------------------------------------------
 
