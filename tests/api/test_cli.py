@@ -11,6 +11,7 @@ from sqlalchemy import text
 from api.cli import VERIFY_EXIT, main
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey
 from ledger.core.leaf import RecordKind
+from ledger.core.policy import TrustPolicy
 from ledger.log import Submission
 from ledger.service import open_ledger
 from ledger.settings import Settings
@@ -61,7 +62,119 @@ def test_verify_ok_with_file_and_pinned_key(
         str(key_file),
     )
     assert code == 0, out
-    assert "OK record" in out and "warning" not in out
+    assert out.startswith("OK") and "sealed" not in out
+    # The key is pinned; what else was taken from the receipt itself is listed, never implied.
+    unpinned = out.split("warning: not pinned")[1]
+    assert "log origin 'trustledger.local/dev'" in unpinned and "witnesses" in unpinned
+    assert "log key" not in unpinned
+    assert "not bound by the proof" in out  # the record id
+
+
+def test_verify_with_the_deployment_policy_pins_everything(
+    deployment: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """init wrote policy.json (log key, origin, hash, the embedded chain's registry); verify pins it."""
+    policy = TrustPolicy.from_json(deployment.policy_path.read_text())
+    config = deployment.chain_config()
+    assert config is not None and policy.chain is not None
+    assert policy.chain.registries == (config.registry_address,) and policy.chain.rpc_urls == ()
+    receipt = tmp_path / "receipt.json"
+    code, out = run(
+        capsys,
+        "verify",
+        str(receipt),
+        "--policy",
+        str(deployment.policy_path),
+        "--file",
+        str(tmp_path / "photo.jpg"),
+    )
+    assert code == 0, out
+    assert "warning" not in out and f"fingerprint {policy.fingerprint()}" in out
+    assert "origin" in out.split("checks passed:")[1].splitlines()[0]
+    with pytest.raises(SystemExit) as usage:  # one source of trust at a time
+        main(["verify", str(receipt), "--policy", str(deployment.policy_path), "--key", "ab"])
+    assert usage.value.code == 2 and "not allowed" in capsys.readouterr().err
+
+
+def _write(path: Path, document: object) -> str:
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_verify_policy_failures_have_their_own_exit_codes(
+    deployment: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receipt_path = str(tmp_path / "receipt.json")
+    good = json.loads(deployment.policy_path.read_text())
+    policy_file = tmp_path / "policy-variant.json"
+
+    def verify_with(change: object, receipt: str = receipt_path, *extra: str) -> tuple[int, str]:
+        document = json.loads(json.dumps(good))
+        change(document)  # type: ignore[operator]
+        return run(capsys, "verify", receipt, "--policy", _write(policy_file, document), *extra)
+
+    code, out = verify_with(lambda d: d.update(version=2))
+    assert code == VERIFY_EXIT["policy"] == 19 and "step policy" in out
+    code, out = verify_with(lambda d: d["log"].update(origin="other.example/log"))
+    assert code == VERIFY_EXIT["origin"] == 20 and "step origin" in out
+    stranger = Sm2PrivateKey.generate().public_key()
+    code, out = verify_with(
+        lambda d: d["log"].update(keys=[{"public_key": stranger.hex(), "key_id": stranger.key_id()}])
+    )
+    assert code == VERIFY_EXIT["key"] and "does not trust" in out
+    code, out = verify_with(lambda d: d["log"]["keys"][0].update(revoked=True))
+    assert code == VERIFY_EXIT["key"] and "revoked" in out
+    witness = Sm2PrivateKey.generate().public_key()
+    code, out = verify_with(
+        lambda d: d.update(
+            witnesses=[{"name": "court.example/w", "public_key": witness.hex()}], witness_quorum=1
+        )
+    )
+    assert code == VERIFY_EXIT["witness"] == 23 and "requires 1" in out
+
+    # A receipt that claims an anchor elsewhere: refused before any chain read (the --rpc URL
+    # is not even listening; asking it would fail the anchor step instead).
+    anchored = json.loads(Path(receipt_path).read_text())
+    anchored["anchor"] = {
+        "chain_id": good["chain"]["chain_id"],
+        "registry": "0x" + "cd" * 20,
+        "log_id": "0x" + "00" * 32,
+        "sequence": 0,
+        "tree_size": anchored["inclusion"]["tree_size"],
+        "checkpoint_hash": "0x" + "00" * 32,
+        "tx_hash": "0x" + "11" * 32,
+        "block_number": 1,
+        "block_hash": "0x" + "22" * 32,
+    }
+    elsewhere = _write(tmp_path / "elsewhere.json", anchored)
+    dead = "http://127.0.0.1:9"
+    code, out = verify_with(lambda d: None, elsewhere, "--rpc", dead)
+    assert code == VERIFY_EXIT["registry"] == 22 and "step registry" in out and "0xcdcd" in out
+    anchored["anchor"]["chain_id"] = 1
+    code, out = verify_with(lambda d: None, _write(tmp_path / "other-chain.json", anchored), "--rpc", dead)
+    assert code == VERIFY_EXIT["chain"] == 21 and "step chain" in out
+    # Without a policy the same receipt is checked against what it names, and says so.
+    code, out = run(capsys, "verify", elsewhere)
+    assert code == 0 and "registry 0xcdcd" in out.split("warning: not pinned")[1]
+    assert "NOT checked on chain" in out
+
+
+def test_policy_show_and_export(
+    deployment: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = TrustPolicy.from_json(deployment.policy_path.read_text())
+    code, out = run(capsys, "policy", "show")
+    assert code == 0 and policy.fingerprint() in out and policy.log.keys[0].key_id in out
+    assert "trustledger.local/dev" in out and str(policy.chain.registries[0]) in out  # type: ignore[union-attr]
+    code, out = run(capsys, "policy", "export", "-o", str(tmp_path / "published.json"))
+    assert code == 0 and TrustPolicy.from_json((tmp_path / "published.json").read_text()) == policy
+    code, out = run(capsys, "policy", "export")
+    assert code == 0 and TrustPolicy.from_json(out) == policy
+    code, out = run(capsys, "policy", "show", "--file", str(tmp_path / "missing.json"))
+    assert code == 3 and "no trust policy" in out and "Traceback" not in out
+    # init keeps an existing policy (a published revision is never overwritten).
+    assert main(["init"]) == 0
+    assert TrustPolicy.from_json(deployment.policy_path.read_text()) == policy
 
 
 def test_verify_names_each_failed_step(
