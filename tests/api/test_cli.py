@@ -246,3 +246,10 @@ def test_clients_and_errors_without_traceback(
     assert code == 3 and "no record" in out
     code, out = run(capsys, "audit", "--data-dir", str(tmp_path / "empty"))
     assert code == 3 and "trustledger init" in out
+
+
+def test_readme_documents_every_verify_exit_code() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    line = readme.split("`verify` exit codes:")[1].split("`audit`")[0]
+    for step, code in VERIFY_EXIT.items():
+        assert f" {code} " in line, (step, code)
