@@ -250,6 +250,6 @@ def test_clients_and_errors_without_traceback(
 
 def test_readme_documents_every_verify_exit_code() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    line = readme.split("`verify` exit codes:")[1].split("`audit`")[0]
+    line = " ".join(readme.split("`verify` exit codes:")[1].split("`audit`")[0].split())
     for step, code in VERIFY_EXIT.items():
         assert f" {code} " in line, (step, code)
