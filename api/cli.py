@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from api.cli_credit import add_credit_commands, role_argument
+from api.cli_witness import add_witness_commands
 from credit.errors import CreditError, InvalidEvent, InvalidIdentifier, RulebookError
 from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
@@ -519,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = command("audit", cmd_audit, "re-derive the tree and check every stored node and checkpoint")
     audit.add_argument("--key", help="the published log key (default: the local key file)")
     add_credit_commands(sub, _settings, _common_options)
+    add_witness_commands(sub, _settings, _common_options)
     return parser
 
 
