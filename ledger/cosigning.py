@@ -257,6 +257,13 @@ class Cosigner:
                 return checkpoint.tree_size
             if reply.status == 409:
                 old = _tlog_size(reply)
+                if old > self.ledger.current_size():
+                    # It cosigned a tree larger than this log: a fork, or this database was restored.
+                    raise WitnessFailure(
+                        f"the witness has cosigned size {old}; this log has {self.ledger.current_size()} "
+                        "leaves (a fork of this log, or a restored database)",
+                        reason="witness-ahead",
+                    )
                 self._record(witness, old, None)
                 _logger.info("witness is at another size", extra={"witness": witness.name, "size": old})
                 continue

@@ -229,3 +229,19 @@ def test_scheduling_follows_the_policy_file(ledger: Ledger, log_key: Sm2PrivateK
     error = status[W1].last_error
     assert error is not None and error.startswith("unreachable")
     assert status[W2].last_error is None and status[W2].acknowledged_size is None
+
+
+def test_a_witness_ahead_of_the_log_is_reported(
+    ledger: Ledger, policy: TrustPolicy, nodes: dict[str, Node], log_key: Sm2PrivateKey
+) -> None:
+    """A witness that cosigned a larger tree than the log has (a fork shown to it, or the log's
+    database restored from an old backup) is a loud error, not a silent skip."""
+    _grow(ledger, 3)
+    elsewhere = RefLog(log_key)
+    elsewhere.grow(20, tag=b"forged")
+    assert nodes[URL1].client.post("/add-checkpoint", content=elsewhere.body(0)).status_code == 200
+    outcome = Cosigner(ledger, policy, post=InProcessPost(nodes)).collect()[0]
+    assert outcome.cosigned == () and outcome.error is not None
+    assert "has cosigned size 20; this log has 3 leaves" in outcome.error
+    status = {w.name: w for w in cosigning_status(ledger, policy).witnesses}
+    assert (status[W1].last_error or "").startswith("witness-ahead")
