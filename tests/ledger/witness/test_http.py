@@ -110,6 +110,10 @@ def test_unknown_logs_untrusted_keys_and_garbage(node: Node) -> None:
         (b"hello\n\n", "invalid-request"),
         (b"old 0\n\n", "invalid-checkpoint"),
         (b"old 0\n\n" + b"[" * 10_000, "invalid-checkpoint"),
+        (
+            b"old 0\n\n" + log.note().to_text().split("\n\n")[0].encode() + "\n\n— n ☃☃☃☃\n".encode(),
+            "invalid-checkpoint",
+        ),
     ):
         _problem(node.client.post("/add-checkpoint", content=garbage), 400, reason)
     _problem(node.client.get("/add-checkpoint"), 405, "method-not-allowed")
