@@ -107,7 +107,9 @@ def cmd_witnesses(args: argparse.Namespace, settings_of: SettingsOf) -> int:
             f"newest checkpoint: size {status.checkpoint_size}, {status.cosignatures} of "
             f"{status.quorum} required cosignatures"
         )
-    if not status.witnesses:
+    if policy is None:
+        _out(f"no trust policy at {settings.policy_path}: no witnesses to ask")
+    elif not status.witnesses:
         _out("the trust policy lists no witnesses")
     for w in status.witnesses:
         acked = "-" if w.acknowledged_size is None else w.acknowledged_size
