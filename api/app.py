@@ -16,6 +16,7 @@ from api.routes import anchors, log, policy, records
 from api.routes import credit as credit_routes
 from credit.service import CreditService
 from credit.setup import open_credit, schedule_credit_jobs
+from ledger.cosigning import schedule_cosigning
 from ledger.log import Ledger
 from ledger.sequencer import Sequencer, start_checkpoint_scheduler
 from ledger.service import open_anchorer, open_ledger
@@ -58,6 +59,7 @@ def create_app(
             if app.state.anchorer is not None:
                 app.state.anchorer.schedule(scheduler, conf.anchor_tick_s)
             schedule_credit_jobs(scheduler, app.state.credit, conf)
+            schedule_cosigning(scheduler, opened, conf.policy_path, conf.checkpoint_interval_s)
         try:
             yield
         finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from api.cli_credit import add_credit_commands, role_argument
 from api.cli_policy import add_policy_commands
+from api.cli_witness import add_witness_commands
 from credit.errors import CreditError, InvalidEvent, InvalidIdentifier, RulebookError
 from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
@@ -585,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--key", help="the published log key (default: the local key file)")
     add_credit_commands(sub, _settings, _common_options)
     add_policy_commands(sub, _settings, _common_options)
+    add_witness_commands(sub, _settings, _common_options)
     return parser
 
 

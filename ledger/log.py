@@ -21,7 +21,13 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ledger.core.anchor import ReceiptAnchor, log_id
-from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from ledger.core.checkpoint import (
+    MAX_NOTE_SIGNATURES,
+    Checkpoint,
+    NoteSignature,
+    SignedCheckpoint,
+    sign_checkpoint,
+)
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, subject_ref
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import (
@@ -391,7 +397,20 @@ class Ledger:
         latest = self.store.latest_checkpoint()
         if latest is None:
             raise NotYetAvailable("no checkpoint has been issued yet", reason="no-checkpoint")
-        return SignedCheckpoint.from_text(latest.note)
+        return SignedCheckpoint.from_text(self.cosigned_note(latest))
+
+    def cosigned_note(self, checkpoint: StoredCheckpoint) -> str:
+        """The checkpoint's signed note: the log's line first, then the witnesses' stored cosignatures.
+
+        What is anchored stays the stored, log-signed note alone (``checkpoint.note``); verifiers
+        ignore the lines of keys they do not know (C2SP signed-note).
+        """
+        lines = self.store.cosignature_lines(checkpoint.tree_size)
+        if not lines:
+            return checkpoint.note
+        signed = SignedCheckpoint.from_text(checkpoint.note)
+        room = MAX_NOTE_SIGNATURES - len(signed.signatures)
+        return signed.with_signatures([NoteSignature.from_line(line) for line in lines[:room]]).to_text()
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -458,7 +477,7 @@ class Ledger:
                 leaf_hash=self.hasher.leaf_hash(encode_leaf(info.leaf)).hex(),
                 hashes=[h.hex() for h in proof],
             ),
-            checkpoint=checkpoint.note,
+            checkpoint=self.cosigned_note(checkpoint),
             anchor=anchor,
         )
 

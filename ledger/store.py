@@ -176,6 +176,28 @@ class AnchorRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
 
 
+class WitnessCosignatureRow(SQLModel, table=True):
+    """A witness's cosignature of one checkpoint, as the signed-note line it returned (verified)."""
+
+    __tablename__ = "witness_cosignature"
+    tree_size: int = Field(primary_key=True, sa_type=BigInteger)
+    witness: str = Field(primary_key=True, max_length=200)
+    line: str = Field(sa_type=Text)
+    cosigned_at: int = Field(sa_type=BigInteger, description="the cosignature's timestamp (unix s)")
+    received_at_us: int = Field(sa_type=BigInteger)
+
+
+class WitnessPeerRow(SQLModel, table=True):
+    """What the log knows of one witness: the size it acknowledged last, and how the last try went."""
+
+    __tablename__ = "witness_peer"
+    name: str = Field(primary_key=True, max_length=200)
+    acknowledged_size: int | None = Field(default=None, sa_type=BigInteger)
+    last_attempt_us: int | None = Field(default=None, sa_type=BigInteger)
+    last_success_us: int | None = Field(default=None, sa_type=BigInteger)
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
@@ -188,6 +210,8 @@ _CHECKPOINTS = _table(CheckpointRow)
 _CLIENTS = _table(ApiClientRow)
 _SEAL_KEYS = _table(SealKeyRow)
 _ANCHORS = _table(AnchorRow)
+_COSIGNATURES = _table(WitnessCosignatureRow)
+_WITNESS_PEERS = _table(WitnessPeerRow)
 
 
 _SMALL_BATCH = 20
@@ -267,6 +291,17 @@ class StoredAnchor:
     submitted_at_us: int | None
     confirmed_at_us: int | None
     final_at_us: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class StoredWitnessPeer:
+    """A witness peer row as stored (fields as in :class:`WitnessPeerRow`)."""
+
+    name: str
+    acknowledged_size: int | None
+    last_attempt_us: int | None
+    last_success_us: int | None
     last_error: str | None
 
 
@@ -824,3 +859,82 @@ class LogStore:
         with self.engine.connect() as conn:
             row = conn.execute(stmt).first()
         return StoredAnchor(**row._mapping) if row else None
+
+    # --- witness cosignatures ---------------------------------------------------------------
+
+    def add_cosignature(
+        self, tree_size: int, witness: str, line: str, cosigned_at: int, received_at_us: int
+    ) -> None:
+        """Store ``witness``'s cosignature line of the checkpoint of ``tree_size`` (the first one stays)."""
+        table = _COSIGNATURES
+        insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        with self.transaction() as conn:
+            conn.execute(
+                insert.values(
+                    tree_size=tree_size,
+                    witness=witness,
+                    line=line,
+                    cosigned_at=cosigned_at,
+                    received_at_us=received_at_us,
+                ).on_conflict_do_nothing(index_elements=["tree_size", "witness"])
+            )
+
+    def cosignature_lines(self, tree_size: int) -> list[str]:
+        """The stored cosignature lines of the checkpoint of ``tree_size``, by witness name."""
+        t = _COSIGNATURES
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.line).where(t.c.tree_size == tree_size).order_by(t.c.witness))
+            return [str(r[0]) for r in rows]
+
+    def cosigning_witnesses(self, tree_size: int) -> list[str]:
+        """The names of the witnesses that cosigned the checkpoint of ``tree_size``."""
+        t = _COSIGNATURES
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.witness).where(t.c.tree_size == tree_size).order_by(t.c.witness))
+            return [str(r[0]) for r in rows]
+
+    def latest_cosigned_size(self, witness: str) -> int | None:
+        """The largest checkpoint ``witness`` cosigned."""
+        t = _COSIGNATURES
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(t.c.tree_size)).where(t.c.witness == witness)).scalar()
+        return None if value is None else int(value)
+
+    def checkpoints_to_cosign(self, witness: str, min_size: int, limit: int) -> list[StoredCheckpoint]:
+        """The newest ``limit`` checkpoints of at least ``min_size`` leaves that ``witness`` has not
+        cosigned, oldest first."""
+        c, w = _CHECKPOINTS, _COSIGNATURES
+        cosigned = select(w.c.tree_size).where(w.c.witness == witness, w.c.tree_size == c.c.tree_size)
+        stmt = (
+            select(c)
+            .where(c.c.tree_size >= min_size, ~cosigned.exists())
+            .order_by(c.c.tree_size.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [StoredCheckpoint(**r._mapping) for r in reversed(rows)]
+
+    def witness_peer(self, name: str) -> StoredWitnessPeer | None:
+        """What the log knows of witness ``name``."""
+        t = _WITNESS_PEERS
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.name == name)).first()
+        return StoredWitnessPeer(**row._mapping) if row else None
+
+    def record_witness_attempt(
+        self, name: str, *, acknowledged_size: int | None, error: str | None, now_us: int
+    ) -> None:
+        """Record a submission to witness ``name``: the size it acknowledged (None: unchanged) and
+        the error (None: it succeeded)."""
+        table = _WITNESS_PEERS
+        values: dict[str, Any] = {"last_attempt_us": now_us, "last_error": error}
+        if error is None:
+            values["last_success_us"] = now_us
+        if acknowledged_size is not None:
+            values["acknowledged_size"] = acknowledged_size
+        insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        with self.transaction() as conn:
+            conn.execute(
+                insert.values(name=name, **values).on_conflict_do_update(index_elements=["name"], set_=values)
+            )
