@@ -60,12 +60,13 @@ def write_policy(path: Path, policy: TrustPolicy) -> None:
     fsync_dir(path.parent)
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path) -> bytes | None:
+    # The bytes themselves, not stat(): a rewrite within one coarse mtime tick, same size and inode,
+    # must still be seen. Both files are around a kilobyte.
     try:
-        st = path.stat()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class LogKeyRing:
@@ -73,14 +74,14 @@ class LogKeyRing:
 
     Implements :class:`ledger.log.LogSigningKeys` for a deployment's files: the sealed
     ``log-key.json`` and the trust policy. A file change (``trustledger keys rotate``) is picked up
-    at the next call, at the cost of two ``stat`` calls.
+    at the next call, at the cost of reading the two small files (decrypting only when they changed).
     """
 
     def __init__(self, key_path: Path, policy_path: Path, files: KeyFiles) -> None:
         self._key_path = key_path
         self._policy_path = policy_path
         self._files = files
-        self._stamps: tuple[object, object] | None = None
+        self._stamps: tuple[bytes | None, bytes | None] | None = None
         self._key: Sm2PrivateKey | None = None
         self._policy: TrustPolicy | None = None
         self._reload_if_changed()
