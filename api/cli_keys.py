@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ledger.keyfiles import KeyFiles, envelope_of
 from ledger.settings import Settings
 
 EXIT_OK = 0
@@ -24,7 +25,6 @@ def _mode(path: Path) -> str:
 
 def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001 - uniform handler
     """Generate a new log key; the old one stays valid for the checkpoints it signed."""
-    from ledger.keyfiles import KeyFiles
     from ledger.rotation import rotate_log_key
     from ledger.service import open_ledger
 
@@ -45,9 +45,7 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:  # noq
     return EXIT_OK
 
 
-def _key_file_line(files: Any, path: Path, label: str) -> tuple[str, bool]:
-    from ledger.keyfiles import envelope_of
-
+def _key_file_line(files: KeyFiles, path: Path, label: str) -> tuple[str, bool]:
     if not path.exists():
         return f"{label:<16}{path}: absent", True
     content = path.read_bytes()
@@ -67,7 +65,6 @@ def _key_file_line(files: Any, path: Path, label: str) -> tuple[str, bool]:
 
 def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001 - uniform handler
     """Where the KEK comes from, whether every key file is sealed, the policy's log keys."""
-    from ledger.keyfiles import KeyFiles
     from ledger.rotation import RETIRED_DIR, load_policy
 
     files = KeyFiles.for_settings(settings)

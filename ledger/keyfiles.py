@@ -303,7 +303,12 @@ class KeyFiles:
             if path.exists():
                 kek = load_kek_file(path)
             elif create_kek:
-                kek = create_kek_file(path)
+                try:
+                    kek = create_kek_file(path)
+                except ConfigurationError:
+                    if not path.exists():
+                        raise
+                    kek = load_kek_file(path)  # another process (a second worker) created it first
             else:
                 return cls(None, allow_plain=True, data_dir=settings.data_dir.resolve())
         return cls(kek, allow_plain=development, data_dir=settings.data_dir.resolve())
