@@ -18,6 +18,7 @@ from pathlib import Path
 from api.cli_credit import add_credit_commands, role_argument
 from api.cli_policy import add_policy_commands
 from api.cli_witness import add_witness_commands
+from api.cli_keys import add_key_commands
 from credit.errors import CreditError, InvalidEvent, InvalidIdentifier, RulebookError
 from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
@@ -194,9 +195,11 @@ def cmd_receipt(args: argparse.Namespace) -> int:
 
 def cmd_public_key(args: argparse.Namespace) -> int:
     """Print the log's public key (PEM)."""
+    from ledger.keyfiles import KeyFiles
     from ledger.keys import load_log_key
 
-    print(load_log_key(_settings(args).log_key_path).public_key().to_pem(), end="")
+    settings = _settings(args)
+    print(load_log_key(settings.log_key_path, KeyFiles.for_settings(settings)).public_key().to_pem(), end="")
     return EXIT_OK
 
 
@@ -442,10 +445,15 @@ def cmd_chain_deploy(args: argparse.Namespace) -> int:
     from ledger.chain.keystore import create_keystore, load_keystore
     from ledger.chain.registry import Endpoint, RegistryClient, deploy_registry
     from ledger.service import record_chain_in_policy
+    from ledger.keyfiles import KeyFiles
 
     settings = _settings(args)
+    files = KeyFiles.for_settings(settings, create_kek=True)
     keystore, password = Path(args.keystore), Path(args.password_file)
-    account = load_keystore(keystore, password) if keystore.exists() else create_keystore(keystore, password)
+    if keystore.exists():
+        account = load_keystore(keystore, password, files)
+    else:
+        account = create_keystore(keystore, password, files)
     if args.fund_from_key:  # devnet only: a well-known prefunded account pays the anchoring account
         _fund(args.rpc[0], args.fund_from_key, account.address)
     endpoint = Endpoint.http(args.rpc[0], args.timeout)
@@ -492,10 +500,17 @@ def _fund(url: str, funder_key: str, address: str) -> None:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Re-derive the whole tree and check every stored node and checkpoint."""
     from ledger.audit import audit_log
+    from ledger.rotation import load_policy
     from ledger.service import open_ledger
 
-    ledger = open_ledger(_settings(args))
-    report = audit_log(ledger, _load_key(args.key) if args.key else None)
+    settings = _settings(args)
+    ledger = open_ledger(settings)
+    # Checkpoint keys: --key pins one; otherwise the policy's key for each size (--policy, or the
+    # deployment's own policy.json), so checkpoints from before a key rotation are checked too.
+    policy = None if args.key else load_policy(Path(args.policy) if args.policy else settings.policy_path)
+    if args.policy and policy is None:
+        raise ConfigurationError(f"no trust policy at {args.policy}")
+    report = audit_log(ledger, _load_key(args.key) if args.key else None, policy=policy)
     for finding in report.findings:
         where = f" (log index {finding.log_index})" if finding.log_index is not None else ""
         print(f"FINDING {finding.where}{where}: {finding.problem}")
@@ -583,10 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--fund-from-key", help="devnet only: private key of a prefunded account to pay gas")
     deploy.add_argument("--timeout", type=float, default=30.0)
     audit = command("audit", cmd_audit, "re-derive the tree and check every stored node and checkpoint")
-    audit.add_argument("--key", help="the published log key (default: the local key file)")
+    audit.add_argument("--key", help="the published log key (default: the policy's keys, else the local key)")
+    audit.add_argument("--policy", help="the trust policy (default: policy.json in the data dir, if any)")
     add_credit_commands(sub, _settings, _common_options)
     add_policy_commands(sub, _settings, _common_options)
     add_witness_commands(sub, _settings, _common_options)
+    add_key_commands(sub, _settings, _common_options)
     return parser
 
 

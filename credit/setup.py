@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from credit.errors import CreditError
 from credit.service import CreditService
 from ledger.core.crypto import HashAlgorithm, digest_function
+from ledger.keyfiles import KeyFiles, KeyPurpose
 from ledger.keys import create_secret, load_secret
 from ledger.log import Ledger
 from ledger.settings import Settings
@@ -35,9 +36,13 @@ def local_today(timezone: str) -> Callable[[], date]:
 
 
 def master_key(settings: Settings, *, create: bool = False) -> bytes:
-    """The 128-bit SM4 master key, derived from the deployment's credit secret file."""
+    """The 128-bit SM4 master key, derived from the deployment's credit secret file (sealed under the KEK)."""
     path = settings.credit_key_path
-    secret = create_secret(path) if create and not path.exists() else load_secret(path)
+    files = KeyFiles.for_settings(settings, create_kek=create)
+    if create and not path.exists():
+        secret = create_secret(path, files, KeyPurpose.CREDIT_MASTER)
+    else:
+        secret = load_secret(path, files, KeyPurpose.CREDIT_MASTER)
     return digest_function(HashAlgorithm.SM3)(_MASTER_KEY_DOMAIN + secret)[:16]
 
 

@@ -8,7 +8,8 @@ becomes unreadable, wherever copies of it live (backups, replicas), while the le
 which only ever contain keyed hashes, stay valid.
 
 Algorithms: SM4 block cipher (GB/T 32907-2016) in GCM mode (NIST SP 800-38D, as specified for SM4
-by RFC 8998), through the C GmSSL binding ``gmssl_pyx``; nonces come from GmSSL's random source.
+by RFC 8998), through :func:`ledger.core.crypto.sm4_gcm_seal` (the C GmSSL binding ``gmssl_pyx``,
+shared with the ledger's encrypted key files); nonces come from GmSSL's random source.
 
 **Sealed format, version 1** (both for fields and for wrapped keys)::
 
@@ -47,6 +48,8 @@ from typing import Final
 import gmssl_pyx
 
 from credit.errors import CreditError
+from ledger.core.crypto import GCM_NONCE_SIZE, GCM_TAG_SIZE, SM4_KEY_SIZE, sm4_gcm_open, sm4_gcm_seal
+from ledger.errors import VerificationError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -62,11 +65,11 @@ __all__ = [
 
 FORMAT_VERSION: Final = 1
 """The version byte of sealed values and wrapped keys produced by this module."""
-KEY_SIZE: Final = 16
+KEY_SIZE: Final = SM4_KEY_SIZE
 """SM4 key size in bytes (master keys and data keys)."""
-NONCE_SIZE: Final = 12
+NONCE_SIZE: Final = GCM_NONCE_SIZE
 """GCM nonce size in bytes."""
-TAG_SIZE: Final = 16
+TAG_SIZE: Final = GCM_TAG_SIZE
 """GCM authentication tag size in bytes."""
 
 _VERSION_BYTE: Final = bytes([FORMAT_VERSION])
@@ -107,24 +110,18 @@ def _key_aad(subject_ref: bytes) -> bytes:
 
 
 def _seal(key: bytes, aad: bytes, plaintext: bytes) -> bytes:
-    nonce = bytes(gmssl_pyx.rand_bytes(NONCE_SIZE))
-    ciphertext, tag = gmssl_pyx.sm4_gcm_encrypt(key, nonce, aad, plaintext)
-    if len(tag) != TAG_SIZE:  # pragma: no cover - GmSSL's GCM always returns a full tag
-        raise CreditError(f"SM4-GCM returned a {len(tag)}-byte tag", reason="vault-integrity")
-    return _VERSION_BYTE + nonce + bytes(ciphertext) + bytes(tag)
+    nonce, sealed = sm4_gcm_seal(key, aad, plaintext)
+    return _VERSION_BYTE + nonce + sealed
 
 
 def _open(key: bytes, aad: bytes, sealed: bytes, what: str) -> bytes:
     sealed = bytes(sealed)
     if len(sealed) <= _HEADER + TAG_SIZE or sealed[0] != FORMAT_VERSION:
         raise CreditError(f"{what} does not authenticate", reason="vault-integrity")
-    nonce = sealed[1:_HEADER]
-    ciphertext, tag = sealed[_HEADER:-TAG_SIZE], sealed[-TAG_SIZE:]
     try:
-        plaintext = gmssl_pyx.sm4_gcm_decrypt(key, nonce, aad, ciphertext, tag)
-    except gmssl_pyx.GmsslInnerError as e:
+        return sm4_gcm_open(key, sealed[1:_HEADER], aad, sealed[_HEADER:])
+    except VerificationError as e:
         raise CreditError(f"{what} does not authenticate", reason="vault-integrity") from e
-    return bytes(plaintext)
 
 
 def new_data_key() -> bytes:

@@ -3,6 +3,11 @@
 Catches any direct edit of the database: a leaf, a stored leaf hash, a tile (stored tree node), the
 log state, a checkpoint's text, signature or columns, and a fork between consecutive checkpoints.
 Each finding names the log index (or tile, or checkpoint) it touches.
+
+Checkpoint signatures are checked against one pinned key, or against a trust policy: each
+checkpoint must carry a valid signature of a log key the policy allows for its tree size (so
+checkpoints signed before a key rotation verify with the old key, and an old key signing after
+the rotation is a finding).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.crypto import Sm2PublicKey
 from ledger.core.leaf import decode_leaf
 from ledger.core.merkle import CompactRange, TreeHasher, verify_consistency
+from ledger.core.policy import TrustPolicy
 from ledger.core.tiles import TILE_HEIGHT, TileId, TileWriter
 from ledger.errors import InvalidProof, InvalidRequest, InvalidSignature, LedgerError
 from ledger.log import Ledger
@@ -45,11 +51,24 @@ class AuditReport:
         return not self.findings
 
 
-def audit_log(ledger: Ledger, public_key: Sm2PublicKey | None = None) -> AuditReport:
-    """Audit the whole log behind ``ledger`` against the log key (default: the ledger's own)."""
-    key = public_key or ledger.public_key
+def audit_log(
+    ledger: Ledger, public_key: Sm2PublicKey | None = None, *, policy: TrustPolicy | None = None
+) -> AuditReport:
+    """Audit the whole log behind ``ledger``.
+
+    Checkpoints are checked against ``public_key`` if given, else against the log keys ``policy``
+    allows for each checkpoint's size, else against the ledger's current key.
+    """
     store, hasher = ledger.store, ledger.hasher
     report = AuditReport()
+    if public_key is None and policy is not None:
+        if policy.log.origin != ledger.origin or policy.log.hash_alg != ledger.hash_alg:
+            report.findings.append(
+                Finding("trust policy", f"the policy describes log {policy.log.origin}, not {ledger.origin}")
+            )
+        key: Sm2PublicKey | TrustPolicy = policy
+    else:
+        key = public_key or ledger.public_key
     state = store.state()
     report.tree_size = int(state.size)
     checkpoints = store.checkpoints()
@@ -136,10 +155,32 @@ def _check_tiles(
         report.findings.append(Finding(f"tile {tile_id.level}/{tile_id.index}", "tile is missing"))
 
 
+def _policy_signature_problem(signed: SignedCheckpoint, policy: TrustPolicy, origin: str) -> str | None:
+    """Why ``signed`` lacks a valid signature of a key the policy allows for its size (None: it has one)."""
+    size = signed.checkpoint.size
+    allowed = policy.log_keys_for(size)
+    errors: list[str] = []
+    for entry in allowed:
+        try:
+            signed.verify(entry.key(), origin)
+            return None
+        except InvalidSignature as e:
+            errors.append(f"{entry.key_id}: {e.message}")
+    for entry in policy.log.keys:
+        if entry in allowed or signed.signature_of(origin, entry.key()) is None:
+            continue
+        until = "on" if entry.until_size is None else f"up to {entry.until_size - 1}"
+        state = "revoked" if entry.revoked else f"allowed for sizes {entry.from_size} {until}"
+        return f"signed by log key {entry.key_id} ({state}), not by a key the policy allows for size {size}"
+    keys = ", ".join(e.key_id for e in allowed) or "none"
+    detail = f" ({'; '.join(errors)})" if errors else ""
+    return f"no valid signature of a log key the policy allows for size {size} (allowed: {keys}){detail}"
+
+
 def _check_checkpoints(
     ledger: Ledger,
     hasher: TreeHasher,
-    key: Sm2PublicKey,
+    key: Sm2PublicKey | TrustPolicy,
     checkpoints: list[StoredCheckpoint],
     roots: dict[int, bytes],
     report: AuditReport,
@@ -150,7 +191,13 @@ def _check_checkpoints(
         report.checkpoints_checked += 1
         try:
             signed = SignedCheckpoint.from_text(stored.note)
-            signed.verify(key, ledger.origin)
+            if isinstance(key, TrustPolicy):
+                problem = _policy_signature_problem(signed, key, ledger.origin)
+                if problem is not None:
+                    report.findings.append(Finding(where, problem))
+                    continue
+            else:
+                signed.verify(key, ledger.origin)
         except (InvalidRequest, InvalidSignature) as e:
             report.findings.append(Finding(where, f"signed note is invalid: {e.message}"))
             continue

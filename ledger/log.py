@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
@@ -149,6 +149,41 @@ class RecordInfo:
     leaf: LeafData
 
 
+class LogSigningKeys(Protocol):
+    """Where the log's checkpoint keys come from (a deployment's :class:`ledger.rotation.LogKeyRing`)."""
+
+    def current(self) -> Sm2PrivateKey:
+        """The key new checkpoints are signed with."""
+        ...
+
+    def signing_key(self, tree_size: int) -> Sm2PrivateKey:
+        """The key to sign a checkpoint of ``tree_size`` with (raises if none may)."""
+        ...
+
+    def public_keys(self) -> Sequence[Sm2PublicKey]:
+        """Every key that may have signed a stored checkpoint, the current one first."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticSigningKey:
+    """One log key for every checkpoint (tests, tools): :class:`LogSigningKeys` without rotation."""
+
+    key: Sm2PrivateKey
+
+    def current(self) -> Sm2PrivateKey:
+        """The key."""
+        return self.key
+
+    def signing_key(self, tree_size: int) -> Sm2PrivateKey:  # noqa: ARG002 - one key for all sizes
+        """The key."""
+        return self.key
+
+    def public_keys(self) -> Sequence[Sm2PublicKey]:
+        """The key's public half."""
+        return [self.key.public_key()]
+
+
 class Ledger:
     """One log: the public functions everything else (API, credit engine, CLI) goes through."""
 
@@ -158,7 +193,7 @@ class Ledger:
         *,
         origin: str,
         hash_alg: HashAlgorithm,
-        signing_key: Sm2PrivateKey,
+        signing_key: Sm2PrivateKey | LogSigningKeys,
         subject_secret: bytes,
         max_pending: int = 2_000_000,
         clock: Callable[[], int] = now_us,
@@ -167,8 +202,9 @@ class Ledger:
         self.origin = origin
         self.hash_alg = hash_alg
         self.hasher = tree_hasher(hash_alg)
-        self._signing_key = signing_key
-        self.public_key: Sm2PublicKey = signing_key.public_key()
+        self._keys: LogSigningKeys = (
+            StaticSigningKey(signing_key) if isinstance(signing_key, Sm2PrivateKey) else signing_key
+        )
         self._subject_secret = subject_secret
         self.max_pending = max_pending
         self.clock = clock
@@ -177,6 +213,26 @@ class Ledger:
         self._pending_estimate = 0
         self._pending_checked_at = 0.0
         self._seal_keys: dict[str, tuple[float, dict[str, str]]] = {}
+
+    @property
+    def public_key(self) -> Sm2PublicKey:
+        """The log key new checkpoints are signed with (after a rotation: the new one)."""
+        return self._keys.current().public_key()
+
+    @property
+    def _signing_key(self) -> Sm2PrivateKey:
+        # The current key, for tests and tools that build a second ledger over the same log.
+        return self._keys.current()
+
+    def checkpoint_signer(self, note: str) -> Sm2PublicKey:
+        """Which of the log's keys signed the checkpoint ``note`` (by its signature line's key hash).
+
+        A receipt names this key, so receipts against checkpoints signed before a rotation name the
+        old key. A note with no line of a known key gives the current key (and fails verification).
+        """
+        signed = SignedCheckpoint.from_text(note)
+        keys = self._keys.public_keys()
+        return next((k for k in keys if signed.signature_of(self.origin, k) is not None), keys[0])
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -387,7 +443,7 @@ class Ledger:
             if latest is not None and timestamp <= latest.timestamp_us:
                 timestamp = latest.timestamp_us + 1  # checkpoint times never go backwards
             checkpoint = Checkpoint(self.origin, state.size, state.root_hash, self.hash_alg, timestamp)
-            note = sign_checkpoint(checkpoint, self.origin, self._signing_key).to_text()
+            note = sign_checkpoint(checkpoint, self.origin, self._keys.signing_key(state.size)).to_text()
             self.store.add_checkpoint(conn, state.size, state.root_hash, timestamp, note)
             _logger.info("checkpoint issued", extra={"tree_size": state.size})
             return StoredCheckpoint(-1, state.size, state.root_hash, timestamp, note)
@@ -461,6 +517,7 @@ class Ledger:
             row, checkpoint = anchored
             anchor = receipt_anchor(self.origin, row)
         proof = self.inclusion_proof(info.log_index, checkpoint.tree_size)
+        signer = self.checkpoint_signer(checkpoint.note)
         return Receipt(
             format=RECEIPT_FORMAT,
             version=RECEIPT_VERSION,
@@ -468,8 +525,8 @@ class Ledger:
             log=ReceiptLog(
                 origin=self.origin,
                 hash_alg=self.hash_alg,
-                public_key=self.public_key.hex(),
-                key_id=self.public_key.key_id(),
+                public_key=signer.hex(),
+                key_id=signer.key_id(),
             ),
             inclusion=ReceiptInclusion(
                 index=info.log_index,

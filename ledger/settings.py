@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.chain.config import ChainBackend, ChainConfig
 from ledger.core.crypto import HashAlgorithm
+from ledger.errors import ConfigurationError
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "development", "test"}
 
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
     subject_secret: SecretStr | None = Field(
         default=None, description="HMAC-SM3 key for subject references; default: key file in data_dir"
     )
+    kek: SecretStr | None = Field(
+        default=None, description="key-encryption key (hex, 128-512 bits) sealing the key files at rest"
+    )
+    kek_file: Path | None = Field(
+        default=None, description="file holding the KEK (hex); never inside data_dir"
+    )
     run_scheduler: bool = Field(default=True, description="sequencer, checkpoint and anchoring jobs here")
     anchor_interval_s: float = Field(default=10.0, gt=0, le=86_400, description="anchor at least this often")
     anchor_min_entries: int = Field(default=10_000, ge=1, description="…or as soon as this many are new")
@@ -70,12 +77,53 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
+        self._check_kek()
         if self.environment is Environment.PRODUCTION:
             if self.subject_secret is not None and self.subject_secret.get_secret_value() in _PLACEHOLDERS:
                 raise ValueError("subject_secret is a placeholder; set a real secret in production")
             if self.resolved_database_url.startswith("sqlite") and "trustledger.local" in self.log_origin:
                 raise ValueError("production needs a real log origin")
         return self
+
+    def _check_kek(self) -> None:
+        """The KEK is set at most once, is no placeholder, lives outside the data dir, and is
+        required outside development (where a default file beside the data dir stands in)."""
+        from ledger.keyfiles import parse_kek  # the KEK's one definition of a well-formed value
+
+        if self.kek is not None and self.kek_file is not None:
+            raise ValueError("set TRUSTLEDGER_KEK or TRUSTLEDGER_KEK_FILE, not both")
+        if self.kek is not None:
+            if self.kek.get_secret_value().strip().lower() in _PLACEHOLDERS:
+                raise ValueError("kek is a placeholder; generate one with `openssl rand -hex 32`")
+            try:
+                parse_kek(self.kek.get_secret_value(), where="kek")
+            except ConfigurationError as e:
+                raise ValueError(e.message) from e
+        if self.kek_file is not None:
+            data_dir = self.data_dir.resolve()
+            if self.kek_file.resolve().is_relative_to(data_dir):
+                raise ValueError(
+                    f"kek_file {self.kek_file} is inside the data dir {self.data_dir}; keep the KEK "
+                    "elsewhere, so that a copy of the data dir holds no usable key"
+                )
+        if self.environment is Environment.PRODUCTION and self.kek is None and self.kek_file is None:
+            raise ValueError(
+                "production needs a key-encryption key: TRUSTLEDGER_KEK or TRUSTLEDGER_KEK_FILE "
+                "(a file outside the data dir)"
+            )
+
+    @property
+    def development_kek_path(self) -> Path:
+        """Development's KEK when none is configured: ``<data dir>.kek`` beside the data dir.
+
+        Beside, not inside: a copy of the data dir alone carries no usable key; and not under the
+        user's home keyed by a path hash, which would break when the directory moves and leave a
+        KEK behind for every throwaway data dir.
+        """
+        data_dir = self.data_dir.resolve()
+        if data_dir.parent == data_dir:
+            raise ConfigurationError("the data dir is the file system root; set TRUSTLEDGER_KEK_FILE")
+        return data_dir.parent / f"{data_dir.name}.kek"
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,6 +32,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    make_url,
     select,
     text,
     update,
@@ -314,14 +317,33 @@ class SequencedBatch:
     root_hash: bytes
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite database ``path`` with mode 0600 (its -wal and -shm files follow that mode)
+    and narrow an existing database, -wal or -shm file that others may read to 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # another user's file: say so, but the owner's choice stands
+            _logger.warning("cannot narrow the mode of a database file", extra={"path": str(candidate)})
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings trustledger relies on.
 
     SQLite: WAL, ``synchronous=FULL`` (an acknowledged write survives power loss), a 64 MiB
     page cache and ``BEGIN IMMEDIATE`` transactions so that writers serialise instead of failing
-    on upgrade.
+    on upgrade. The database file is created with mode 0600 (SQLite gives its -wal and -shm files
+    the database file's mode), and an existing one readable by others is narrowed to 0600.
     """
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_sqlite_file(Path(database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
 
         @event.listens_for(engine, "connect")

@@ -13,6 +13,7 @@ from ledger.chain.embedded import EMBEDDED_CHAIN_ID, EmbeddedChain, open_embedde
 from ledger.chain.keystore import create_keystore, load_keystore
 from ledger.chain.registry import Endpoint, RegistryClient, deploy_registry
 from ledger.errors import ConfigurationError
+from ledger.keyfiles import KeyFiles
 
 
 @dataclass
@@ -23,18 +24,23 @@ class ChainConnection:
     close: Callable[[], None]
 
 
-def load_anchoring_key(config: ChainConfig) -> LocalAccount | None:
+def load_anchoring_key(config: ChainConfig, key_files: KeyFiles) -> LocalAccount | None:
     """The decrypted anchoring key, or None when the configuration names no keystore (read-only)."""
     if config.keystore_path is None:
         return None
     if config.keystore_password_file is None:
         raise ConfigurationError("keystore_path needs keystore_password_file")
-    return load_keystore(config.keystore_path, config.keystore_password_file)
+    return load_keystore(config.keystore_path, config.keystore_password_file, key_files)
 
 
-def connect(config: ChainConfig, *, with_key: bool = True) -> ChainConnection:
-    """Open the configured chain: the embedded EVM (owned by this process) or the member endpoints."""
-    account = load_anchoring_key(config) if with_key else None
+def connect(
+    config: ChainConfig, *, with_key: bool = True, key_files: KeyFiles | None = None
+) -> ChainConnection:
+    """Open the configured chain: the embedded EVM (owned by this process) or the member endpoints.
+
+    ``key_files`` opens the keystore's sealed password file (without it: a plain one only).
+    """
+    account = load_anchoring_key(config, key_files or KeyFiles(None)) if with_key else None
     chain: EmbeddedChain | None = None
     if config.backend is ChainBackend.EMBEDDED:
         if config.embedded_db_path is None:
@@ -53,11 +59,11 @@ def connect(config: ChainConfig, *, with_key: bool = True) -> ChainConnection:
     return ChainConnection(client, chain.close if chain is not None else lambda: None)
 
 
-def init_embedded_chain(data_dir: Path, *, member_name: str) -> ChainConfig:
+def init_embedded_chain(data_dir: Path, *, member_name: str, key_files: KeyFiles) -> ChainConfig:
     """Create the embedded chain: an encrypted anchoring key, the registry, this deployment as member."""
     keystore, password = data_dir / "chain-key.json", data_dir / "chain-key.password"
     db_path = data_dir / "embedded-chain.db"
-    account = create_keystore(keystore, password)
+    account = create_keystore(keystore, password, key_files)
     chain = open_embedded_chain(db_path, fund=[account.address])
     try:
         endpoint = Endpoint("embedded", chain.w3)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -46,6 +47,11 @@ class _SqliteKeyValue(BaseDB):
     """py-evm's key-value database interface over one SQLite table; writes wait for :meth:`commit`."""
 
     def __init__(self, path: Path) -> None:
+        # Created 0600 before SQLite opens it; SQLite gives the -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if candidate.exists() and candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)  # an older deployment's world-readable chain state
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -162,7 +168,7 @@ class EmbeddedChain:
 def open_embedded_chain(path: Path, *, fund: Iterable[str] = ()) -> EmbeddedChain:
     """Open the embedded chain stored at ``path``, creating it (with ``fund`` accounts funded) if new."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held until close()
+    lock = os.fdopen(os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600), "a+b")  # held until close()
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as e:

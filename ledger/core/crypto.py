@@ -8,6 +8,9 @@ Standards implemented or wrapped here:
 * **RFC 2104** — HMAC, instantiated with SM3 (block size 64 bytes): :func:`hmac_sm3`.
 * **GB/T 32918-2016** — SM2 elliptic-curve public-key cryptography; only the digital signature
   (part 2) on the recommended 256-bit prime curve (part 5) is used.
+* **GB/T 32907-2016** — SM4 block cipher, used only in GCM mode (NIST SP 800-38D, as RFC 8998
+  specifies it for SM4): :func:`sm4_gcm_seal` / :func:`sm4_gcm_open`, through ``gmssl_pyx``
+  (there is no pure-Python fallback: sealing needs the C library).
 * **GM/T 0009-2012** — SM2 usage: the signed value is ``e = SM3(Z_A || M)`` with
   ``Z_A = SM3(ENTL_A || ID_A || a || b || x_G || y_G || x_A || y_A)``; the default user ID is
   ``"1234567812345678"`` (:data:`DEFAULT_SIGNER_ID`); a signature is the DER encoding of
@@ -17,8 +20,8 @@ SM2 has two interchangeable backends: ``"gmssl-pyx"`` (C GmSSL, the default when
 ``"gmssl"`` (pure Python, used as the independent cross-check and as the fallback). Both produce
 and accept the same signatures; :func:`sm2_backend` reports the default.
 
-Everything here is pure (no I/O, no clock). Randomness for SM2 comes from the C library or from
-:mod:`secrets`, never from :mod:`random`.
+Everything here is pure (no I/O, no clock). Randomness for SM2 and GCM nonces comes from the C
+library or from :mod:`secrets`, never from :mod:`random`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias
 from gmssl import sm3 as _gmssl_sm3
 from gmssl.sm2 import CryptSM2 as _CryptSM2
 
-from ledger.errors import ConfigurationError, InvalidRequest, LedgerError
+from ledger.errors import ConfigurationError, InvalidRequest, LedgerError, VerificationError
 
 _pyx: types.ModuleType | None
 try:
@@ -69,6 +72,9 @@ __all__ = [
     "Sm2PrivateKey",
     "Sm2PublicKey",
     "SUBJECT_REF_DOMAIN",
+    "GCM_NONCE_SIZE",
+    "GCM_TAG_SIZE",
+    "SM4_KEY_SIZE",
     "der_to_rs",
     "digest_function",
     "hmac_sm3",
@@ -77,6 +83,8 @@ __all__ = [
     "sm2_backend",
     "sm2_verify",
     "sm3_available_in_openssl",
+    "sm4_gcm_open",
+    "sm4_gcm_seal",
     "subject_ref",
 ]
 
@@ -902,3 +910,63 @@ def sm2_verify(
         return crypt.verify(f"{r:064x}{s:064x}", _sm2_e(public_key, msg, sid)) is True
     except Exception:  # a library failure on hostile input means "does not verify"
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# SM4-GCM (authenticated encryption of key files and personal data)
+# ---------------------------------------------------------------------------------------------
+
+SM4_KEY_SIZE: Final = 16
+"""SM4 key size in bytes (GB/T 32907-2016)."""
+GCM_NONCE_SIZE: Final = 12
+"""GCM nonce size in bytes (96-bit random nonces, NIST SP 800-38D §8.2.2)."""
+GCM_TAG_SIZE: Final = 16
+"""GCM authentication tag size in bytes (full 128-bit tags)."""
+
+
+def _sm4_module() -> types.ModuleType:
+    if _pyx is None:  # pragma: no cover - depends on the installation
+        raise ConfigurationError("SM4-GCM needs the C GmSSL binding gmssl_pyx, which is not importable")
+    return _pyx
+
+
+def sm4_gcm_seal(key: bytes, aad: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
+    """Encrypt and authenticate ``plaintext`` with SM4-GCM under a fresh random nonce.
+
+    Returns ``(nonce, ciphertext || tag)``: a 12-byte nonce from GmSSL's random source and the
+    ciphertext (as long as the plaintext) followed by the 16-byte tag. ``aad`` is authenticated,
+    not encrypted. The plaintext must not be empty (GmSSL cannot seal it): :class:`ValueError`.
+    With random nonces one key should seal at most 2³² values (NIST SP 800-38D §8.3).
+    """
+    if len(key) != SM4_KEY_SIZE:
+        raise ConfigurationError(f"an SM4 key is {SM4_KEY_SIZE} bytes, got {len(key)}")
+    if not plaintext:
+        raise ValueError("SM4-GCM cannot seal an empty value")
+    pyx = _sm4_module()
+    nonce = bytes(pyx.rand_bytes(GCM_NONCE_SIZE))
+    ciphertext, tag = pyx.sm4_gcm_encrypt(bytes(key), nonce, bytes(aad), bytes(plaintext))
+    if len(tag) != GCM_TAG_SIZE:  # pragma: no cover - GmSSL's GCM always returns a full tag
+        raise LedgerError(f"SM4-GCM returned a {len(tag)}-byte tag", reason="crypto-error")
+    return nonce, bytes(ciphertext) + bytes(tag)
+
+
+def sm4_gcm_open(key: bytes, nonce: bytes, aad: bytes, sealed: bytes) -> bytes:
+    """Decrypt ``ciphertext || tag`` made by :func:`sm4_gcm_seal` with the same key, nonce and AAD.
+
+    Anything that does not authenticate (wrong key, nonce or AAD, truncated or altered bytes) is
+    :class:`~ledger.errors.VerificationError` with reason ``does-not-authenticate`` and no detail
+    about which part failed.
+    """
+    if len(key) != SM4_KEY_SIZE:
+        raise ConfigurationError(f"an SM4 key is {SM4_KEY_SIZE} bytes, got {len(key)}")
+    sealed = bytes(sealed)
+    if len(nonce) != GCM_NONCE_SIZE or len(sealed) <= GCM_TAG_SIZE:
+        raise VerificationError("sealed value does not authenticate", reason="does-not-authenticate")
+    pyx = _sm4_module()
+    try:
+        plaintext = pyx.sm4_gcm_decrypt(
+            bytes(key), bytes(nonce), bytes(aad), sealed[:-GCM_TAG_SIZE], sealed[-GCM_TAG_SIZE:]
+        )
+    except Exception as e:  # GmsslInnerError: the tag does not match
+        raise VerificationError("sealed value does not authenticate", reason="does-not-authenticate") from e
+    return bytes(plaintext)
