@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from api.cli_credit import add_credit_commands, role_argument
+from api.cli_keys import add_key_commands
 from api.cli_policy import add_policy_commands
 from api.cli_witness import add_witness_commands
-from api.cli_keys import add_key_commands
 from credit.errors import CreditError, InvalidEvent, InvalidIdentifier, RulebookError
 from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
@@ -444,8 +444,8 @@ def cmd_chain_deploy(args: argparse.Namespace) -> int:
     from ledger.chain.config import ChainBackend, ChainConfig
     from ledger.chain.keystore import create_keystore, load_keystore
     from ledger.chain.registry import Endpoint, RegistryClient, deploy_registry
-    from ledger.service import record_chain_in_policy
     from ledger.keyfiles import KeyFiles
+    from ledger.service import record_chain_in_policy
 
     settings = _settings(args)
     files = KeyFiles.for_settings(settings, create_kek=True)
