@@ -21,6 +21,7 @@ from api.cli import VERIFY_EXIT
 from api.cli import main as cli_main
 from ledger.chain.registry import Endpoint
 from ledger.core.policy import TrustPolicy
+from ledger.keyfiles import KeyFiles
 from ledger.keys import load_log_key
 from ledger.log import Ledger
 from ledger.service import open_ledger
@@ -78,7 +79,7 @@ def test_forked_tree_in_a_second_registry_is_refused_with_the_policy(
         LogStore(make_engine(f"sqlite:///{tmp_path / 'fork.db'}")),
         origin=settings.log_origin,
         hash_alg=settings.hash_alg,
-        signing_key=load_log_key(settings.log_key_path),
+        signing_key=load_log_key(settings.log_key_path, KeyFiles.for_settings(settings)),
         subject_secret=SUBJECT_SECRET,
     )
     fork.create_schema()
@@ -96,7 +97,9 @@ def test_forked_tree_in_a_second_registry_is_refused_with_the_policy(
     forged_path = tmp_path / "forged.json"
     forged_path.write_text(forged.to_json())
     key_file = tmp_path / "log.pem"
-    key_file.write_text(load_log_key(settings.log_key_path).public_key().to_pem())
+    key_file.write_text(
+        load_log_key(settings.log_key_path, KeyFiles.for_settings(settings)).public_key().to_pem()
+    )
 
     # Without a policy the receipt's own registry is followed (as before), but the verdict says
     # that registry and chain id were taken from the receipt itself.

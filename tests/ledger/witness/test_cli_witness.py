@@ -13,6 +13,7 @@ from ledger.core.crypto import Sm2PrivateKey
 from ledger.core.leaf import RecordKind
 from ledger.core.policy import PolicyWitness
 from ledger.cosigning import Cosigner
+from ledger.keyfiles import KeyFiles
 from ledger.keys import load_log_key
 from ledger.log import Submission
 from ledger.service import open_ledger
@@ -78,7 +79,7 @@ def test_witnesses_shows_the_logs_view(
     code, out, _ = run(capsys, "witnesses")
     assert code == 0 and "no trust policy at" in out
 
-    log_key = load_log_key(settings.log_key_path)
+    log_key = load_log_key(settings.log_key_path, KeyFiles.for_settings(settings))
     keys = [Sm2PrivateKey.generate(), Sm2PrivateKey.generate()]
     policy = policy_for(
         log_key, [("a.example/w", keys[0], "http://a"), ("b.example/w", keys[1], "http://b")], 2
