@@ -59,8 +59,8 @@ def test_every_declared_dependency_is_pinned_with_hashes(name: str) -> None:
         assert requirement.specifier.contains(pins[key][0], prereleases=True), (
             f"requirements/{name}.txt pins {key}=={pins[key][0]}, outside {requirement}: run scripts/lock"
         )
-    for key, (_version, _marker, hashes) in pins.items():
-        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), key
+    for pinned, (_version, _marker, hashes) in pins.items():
+        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), pinned
 
 
 def test_service_and_test_locks_agree() -> None:
