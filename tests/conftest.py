@@ -1,4 +1,11 @@
-"""Shared fixtures: a ledger on every storage backend (SQLite file and PostgreSQL), API clients."""
+"""Shared fixtures: a ledger on every storage backend (SQLite file and PostgreSQL), API clients.
+
+Also the hypothesis profile every run uses (loaded here, before any test module is imported, so
+each ``@settings(...)`` inherits it): no deadline and no ``too_slow`` health check, because both
+measure the machine's load, not the code — a busy 2-core CI machine failed the suite with
+``FailedHealthCheck`` and passed on re-run. ``HYPOTHESIS_PROFILE=default`` restores hypothesis's
+own timing checks for a local look at slow strategies.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 from sqlmodel import SQLModel
 
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey
@@ -16,6 +24,13 @@ from ledger.log import Ledger
 from ledger.store import LogStore, make_engine
 
 pytest_plugins = ["tests.anvil"]
+
+LOAD_SENSITIVE_HEALTH_CHECKS = (HealthCheck.too_slow,)
+"""The health checks that time the machine; every other check is deterministic and stays on."""
+settings.register_profile(
+    "ci", deadline=None, suppress_health_check=LOAD_SENSITIVE_HEALTH_CHECKS, print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 PG_URL = os.environ.get("TRUSTLEDGER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SUBJECT_SECRET = b"s" * 32
 

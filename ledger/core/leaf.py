@@ -27,6 +27,7 @@ caller controls — kind, content hash and metadata — but not the server's tim
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -151,13 +152,43 @@ def _plain_json(value: Any) -> bool:
     return False
 
 
+def _refuse_non_integers(value: Any, where: str) -> None:
+    """Raise unless every number in ``value`` is an integer within ±(2^53−1) (metadata's rule)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -_SAFE_INT <= value <= _SAFE_INT:
+            raise InvalidRequest(
+                f"{where} is {value}: metadata integers must lie within ±(2^53−1)", reason="invalid-metadata"
+            )
+    elif isinstance(value, float):
+        raise InvalidRequest(
+            f"{where} is {value!r}: metadata numbers must be integers (no fraction, no exponent)",
+            reason="invalid-metadata",
+        )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_non_integers(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _refuse_non_integers(item, f"{where}[{i}]")
+
+
 def canonical_metadata(metadata: Mapping[str, Any] | None) -> bytes:
-    """Canonical metadata bytes; metadata must be a JSON object of bounded size."""
+    """Canonical metadata bytes: RFC 8785 JSON of an object of bounded size.
+
+    Metadata numbers are integers within ±(2^53−1) only, so that every JSON parser (JavaScript's
+    included) reads the same value and each metadata object has exactly one spelling: ``1.0`` or
+    ``1e0`` would canonicalise to ``1`` and let two texts stand for one leaf.
+    """
     if metadata is None:
         return b"{}"
     if not isinstance(metadata, Mapping):
         raise InvalidRequest("metadata must be a JSON object", reason="invalid-metadata")
-    encoded = canonical_json(metadata if isinstance(metadata, dict) else dict(metadata))
+    value = metadata if isinstance(metadata, dict) else dict(metadata)
+    if not _plain_json(value):  # the fast check passes every object with only safe integers
+        _refuse_non_integers(value, "metadata")
+    encoded = canonical_json(value)
     if len(encoded) > MAX_METADATA_BYTES:
         raise InvalidRequest(
             f"metadata is {len(encoded)} bytes canonical; the limit is {MAX_METADATA_BYTES}",
@@ -277,10 +308,28 @@ def format_time(us: int) -> str:
     return microseconds_to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
 def parse_time(text: str) -> int:
-    """Inverse of :func:`format_time` (accepts any RFC 3339 offset); microseconds since the epoch."""
+    """Inverse of :func:`format_time`: microseconds since the epoch.
+
+    Only the canonical form is accepted (``YYYY-MM-DDTHH:MM:SS.ffffffZ``, UTC, exactly six
+    fractional digits): every signed or verified document spells one instant one way, so an
+    offset such as ``+08:00``, a lower-case ``z`` or a missing fraction is refused even when it
+    names the same instant.
+    """
+    if not isinstance(text, str) or not _TIME_RE.fullmatch(text):
+        raise InvalidRequest(
+            f"not a canonical time {text!r}: RFC 3339 UTC with six fractional digits and 'Z', "
+            "e.g. 2026-11-21T05:35:00.000000Z",
+            reason="invalid-time",
+        )
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError as e:
-        raise InvalidRequest(f"not an RFC 3339 time: {text!r}") from e
-    return datetime_to_microseconds(moment)
+        raise InvalidRequest(f"not a valid time: {text!r}: {e}", reason="invalid-time") from e
+    us = datetime_to_microseconds(moment)
+    if not 0 <= us < MAX_TIME_US:
+        raise InvalidRequest(f"time {text!r} is before 1970", reason="invalid-time")
+    return us

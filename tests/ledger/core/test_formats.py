@@ -78,7 +78,9 @@ def test_leaf_golden_vectors() -> None:
 
 
 def test_metadata_is_canonical_json() -> None:
-    assert canonical_metadata({"b": 1, "a": [1.0, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
+    assert canonical_metadata({"b": 1, "a": [1, "é"], "中": -(2**53 - 1)}) == (
+        '{"a":[1,"é"],"b":1,"中":-9007199254740991}'.encode()
+    )
     assert canonical_metadata(None) == b"{}"
     with pytest.raises(InvalidRequest):
         canonical_metadata({"x": float("nan")})
@@ -86,10 +88,98 @@ def test_metadata_is_canonical_json() -> None:
         canonical_metadata({"x": 2**53})
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"x": 0.1}', "metadata.x"),
+        ('{"x": 1e21}', "metadata.x"),
+        ('{"x": 1.0}', "metadata.x"),  # RFC 8785 would write 1: a second spelling of one leaf
+        ('{"x": 1E2}', "metadata.x"),
+        ('{"a": {"b": [1, 2.5]}}', "metadata.a.b[1]"),
+        ('{"é": [9007199254740992]}', "metadata.é[0]"),  # 2^53: JavaScript cannot hold it exactly
+        ('{"x": -9007199254740992}', "metadata.x"),
+        ('{"x": 100000000000000000000000}', "metadata.x"),
+    ],
+)
+def test_metadata_numbers_are_safe_integers_only(text: str, where: str) -> None:
+    """The documented rule (integers within ±(2^53−1)) is enforced, not only written down."""
+    with pytest.raises(InvalidRequest) as caught:
+        canonical_metadata(json.loads(text))
+    assert caught.value.reason == "invalid-metadata"
+    assert where in str(caught.value)
+
+
+def test_receipt_with_a_float_spelling_of_an_integer_is_refused() -> None:
+    """``"items": 3.0`` canonicalises to the golden leaf's ``3``; a verifier must not take it."""
+    doc = json.loads((VECTORS / "receipt_v1.json").read_text())
+    doc["record"]["metadata"]["items"] = 3.0
+    receipt = Receipt.from_json(json.dumps(doc))
+    key = Sm2PublicKey.from_pem((VECTORS / "log_key_v1.pub").read_text())
+    with pytest.raises(InvalidReceipt) as caught:
+        verify_receipt(receipt, trusted_key=key)
+    assert caught.value.step == "leaf" and "metadata.items" in str(caught.value)
+
+
 @given(st.integers(0, MAX_TIME_US - 1))
 def test_time_text_round_trip(us: int) -> None:
     text = format_time(us)
     assert text.endswith("Z") and parse_time(text) == us
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-18T19:06:40.000000+08:00",  # the same instant as the golden receipt's received_at
+        "2026-11-18T11:06:40.000000+00:00",
+        "2026-11-18T11:06:40.000000-00:00",
+        "2026-11-18T11:06:40.000000z",
+        "2026-11-18t11:06:40.000000Z",
+        "2026-11-18 11:06:40.000000Z",
+        "2026-11-18T11:06:40Z",
+        "2026-11-18T11:06:40.000Z",
+        "2026-11-18T11:06:40.0000000Z",
+        "2026-11-18T11:06:40.000000",
+        "20261118T110640.000000Z",
+        "2026-11-18T11:06:60.000000Z",
+        "2026-02-30T11:06:40.000000Z",
+        "+2026-11-18T11:06:40.000000Z",
+        "２０２６-11-18T11:06:40.000000Z",  # full-width digits match \d but are not RFC 3339
+        " 2026-11-18T11:06:40.000000Z",
+        "2026-11-18T11:06:40.000000Z\n",
+        "1969-12-31T23:59:59.999999Z",
+    ],
+)
+def test_only_the_canonical_time_form_is_accepted(text: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_time(text)
+    assert caught.value.reason == "invalid-time"
+
+
+def test_receipt_time_in_another_zone_is_refused() -> None:
+    """Same instant, other spelling: the leaf would be identical, so only the text check refuses it."""
+    doc = json.loads((VECTORS / "receipt_v1.json").read_text())
+    assert doc["record"]["received_at"] == "2026-11-18T11:06:40.000000Z"
+    key = Sm2PublicKey.from_pem((VECTORS / "log_key_v1.pub").read_text())
+    for other in (
+        "2026-11-18T19:06:40.000000+08:00",
+        "2026-11-18T11:06:40Z",
+        "2026-11-18T11:06:40.000000+00:00",
+    ):
+        doc["record"]["received_at"] = other
+        with pytest.raises(InvalidReceipt) as caught:
+            verify_receipt(Receipt.from_json(json.dumps(doc)), trusted_key=key)
+        assert caught.value.step == "leaf" and "canonical time" in str(caught.value)
+
+
+def test_checkpoint_time_in_another_zone_is_refused() -> None:
+    checkpoint = Checkpoint("example.gov.cn/log", 1, bytes(32), HashAlgorithm.SM3, 1_795_000_000_123_456)
+    body = checkpoint.body().decode()
+    assert "time 2026-11-18T11:06:40.123456Z" in body
+    for other in ("2026-11-18T19:06:40.123456+08:00", "2026-11-18T11:06:40.123456+00:00"):
+        forged = body.replace("2026-11-18T11:06:40.123456Z", other).encode()
+        with pytest.raises(InvalidRequest):
+            Checkpoint.from_body(forged)
+    assert Checkpoint.from_body(checkpoint.body()) == checkpoint
 
 
 def test_checkpoint_text_round_trip_and_strictness() -> None:
