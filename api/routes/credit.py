@@ -238,26 +238,27 @@ def _self_read(credit: CreditService, citizen: Citizen, what: str) -> None:
 @router.get("/me", summary="My score, level, lists and reasons")
 def my_score(credit: CreditDep, citizen: CitizenDep) -> dict[str, Any]:
     """Your current integrity points with the reasons behind them (free self-query)."""
-    _self_read(credit, citizen, "score")
-    return {
+    view = {
         "subject_ref": citizen.subject_ref.hex(),
         **assessment_view(credit.assess(citizen.subject_ref), credit),
     }
+    _self_read(credit, citizen, "score")  # last: a read that fails leaves no access record
+    return view
 
 
 @router.get("/me/history", summary="Every change of my score")
 def my_history(credit: CreditDep, citizen: CitizenDep) -> dict[str, Any]:
     """Score changes with their causes, reasons and ledger records."""
-    _self_read(credit, citizen, "history")
     changes = credit.history(citizen.subject_ref)
+    _self_read(credit, citizen, "history")
     return {"data": changes, "count": len(changes)}
 
 
 @router.get("/me/events", summary="My credit events")
 def my_events(credit: CreditDep, citizen: CitizenDep) -> dict[str, Any]:
     """Every event on record, with effects (repaired, withdrawn) and cases (objections, repairs)."""
-    _self_read(credit, citizen, "events")
     events = credit.events(citizen.subject_ref)
+    _self_read(credit, citizen, "events")
     return {"data": events, "count": len(events)}
 
 
@@ -335,10 +336,11 @@ def snapshot_proof(
 ) -> dict[str, Any]:
     """Membership with an RFC 9162 inclusion proof against the snapshot's root."""
     ref = bytes.fromhex(subject_ref)
+    proof = credit.snapshot_proof(seq, ref)
     credit.log_access(
         ref, accessor=client.name, role=client.role.value, purpose=purpose, what="list-membership"
     )
-    return credit.snapshot_proof(seq, ref)
+    return proof
 
 
 @router.get("/subjects/{subject_ref}", summary="A subject's credit data (auditors)")
@@ -351,14 +353,15 @@ def subject_data(
     """Score, reasons, events and history by keyed reference; the read is logged for the subject."""
     ref = _ref(subject_ref)
     assessment = credit.assess(ref)
-    credit.log_access(ref, accessor=client.name, role=client.role.value, purpose=purpose, what="subject")
-    return {
+    view = {
         "subject_ref": subject_ref,
         **assessment_view(assessment, credit),
         "stored": _stored_view(credit, ref),
         "events": credit.events(ref),
         "history": credit.history(ref),
     }
+    credit.log_access(ref, accessor=client.name, role=client.role.value, purpose=purpose, what="subject")
+    return view
 
 
 @router.post("/replay", summary="Recompute a subject's history from the ledger (auditors)")

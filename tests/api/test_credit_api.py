@@ -1052,3 +1052,118 @@ def test_erasing_personal_data_keeps_receipts_and_replay(env: Env) -> None:
     assert receipt.record.subject_ref == ref.hex()
     assert env.get_me(P1)["score"] == 680  # scores stand on the keyed reference
     env.assert_clean(P1)
+
+
+# --- 10. tamper-evident history -------------------------------------------------------------------
+
+
+def _forge_newest_change(env: Env, identifier: str, score: int) -> str:
+    """Edit the subject's newest ``credit_change`` row in the database; its record id."""
+    ref = env.ref(identifier)
+    with env.ledger.store.engine.begin() as conn:
+        seq, record_id, document = conn.execute(
+            text(
+                "SELECT seq, record_id, document FROM credit_change WHERE subject_ref = :r ORDER BY seq DESC"
+            ),
+            {"r": ref},
+        ).first()
+        document = json.loads(document) if isinstance(document, str) else document
+        document["after"]["score"] = score
+        conn.execute(
+            text("UPDATE credit_change SET document = :d WHERE seq = :s"),
+            {"d": json.dumps(document), "s": seq},
+        )
+    return str(record_id)
+
+
+def test_an_edited_history_row_is_served_as_recorded(env: Env) -> None:
+    env.submit("court", env.ev("sued_in_breach", P1, "c-1"))
+    env.ledger.sequence_all()
+    record_id = _forge_newest_change(env, P1, 651)
+    [change] = env.history(P1)
+    assert change["after"]["score"] == 650 and change["record_id"] == record_id
+    subject = env.client.get(
+        f"/v1/credit/subjects/{env.ref(P1).hex()}", params={"purpose": "audit"}, headers=env.auth("auditor")
+    )
+    assert subject.status_code == 200, subject.text
+    assert [c["after"]["score"] for c in subject.json()["history"]] == [650]
+    index = env.ledger.record(record_id).log_index
+    replay = env.replay(P1)
+    assert not replay["clean"]
+    assert any(record_id in p and f"log index {index}" in p for p in replay["problems"]), replay
+
+
+def test_a_deleted_newest_change_is_refused_not_served(env: Env) -> None:
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    env.travel(START + timedelta(days=1))
+    [second] = env.submit("court", env.ev("sued_in_breach", P1, "c-2"))
+    newest = env.history(P1)[-1]["record_id"]
+    with env.ledger.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM credit_change WHERE record_id = :r"), {"r": newest})
+    accesses = env.counts()
+    body = assert_problem(
+        env.client.get("/v1/credit/me/history", headers=env.me(P1)), 503, "credit-integrity"
+    )
+    assert newest in body["detail"]
+    assert_problem(
+        env.client.get(
+            f"/v1/credit/subjects/{env.ref(P1).hex()}",
+            params={"purpose": "audit"},
+            headers=env.auth("auditor"),
+        ),
+        503,
+        "credit-integrity",
+    )
+    assert env.counts() == accesses  # the refused reads left no access record behind
+    assert second["score"] == 630
+    report = env.service.replay_all()
+    assert any(newest in p and "no credit_change row" in p for p in report.problems), report.problems
+
+
+def test_cli_audit_and_replay_notice_edited_and_deleted_credit_rows(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "var"
+    where = ["--data-dir", str(data_dir), "--database-url", database_url]
+    assert main(["init", *where]) == 0
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    service = open_credit(open_ledger(settings), settings, today=lambda: START)
+    court = Source("city-court", "court")
+    for n, subject in enumerate((P1, P2)):
+        event = {
+            "type": "sued_in_breach",
+            "subject": subject,
+            "occurred_on": "2026-03-02",
+            "source_ref": f"c-{n}",
+        }
+        service.submit_events(court, [event])
+    service.ledger.sequence_all()
+    service.ledger.issue_checkpoint()
+    engine = service.ledger.store.engine
+    with engine.connect() as conn:
+        seq, record_id, document = conn.execute(
+            text("SELECT seq, record_id, document FROM credit_change ORDER BY seq DESC")
+        ).first()
+    index = service.ledger.record(record_id).log_index
+    engine.dispose()
+    capsys.readouterr()
+    assert main(["audit", *where]) == 0
+    assert "credit rows" in capsys.readouterr().out
+    forged = json.loads(document) if isinstance(document, str) else document
+    forged["after"]["score"] = 651
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE credit_change SET document = :d WHERE seq = :s"), {"d": json.dumps(forged), "s": seq}
+        )
+    engine.dispose()
+    for command in (["audit"], ["credit", "replay", "--all"]):
+        assert main([*command, *where]) == 1
+        out = capsys.readouterr().out
+        assert record_id in out and f"log index {index}" in out and "651" in out, out
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM credit_change WHERE seq = :s"), {"s": seq})
+    engine.dispose()
+    for command in (["audit"], ["credit", "replay", "--all"]):
+        assert main([*command, *where]) == 1
+        out = capsys.readouterr().out
+        assert record_id in out and f"log index {index}" in out and "no credit_change row" in out, out
