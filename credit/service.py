@@ -78,7 +78,7 @@ from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import RecordKind, canonical_metadata
 from ledger.core.merkle import MemoryTree, inclusion_proof
 from ledger.errors import Conflict
-from ledger.log import Accepted, Ledger, Submission
+from ledger.log import Accepted, Ledger, SubjectFamily, Submission
 
 _logger = logging.getLogger(__name__)
 SUBMITTER = "credit"  # the ledger submitter of every credit record (sources are named inside)
@@ -343,7 +343,7 @@ class CreditService:
         else:
             parsed = parse_identifier(identifier, today=self.today())
         number = parsed.number if isinstance(parsed, ResidentId) else parsed.code
-        return self.ledger.subject_ref(number), parsed.kind, number
+        return self.ledger.subject_ref(number, family=SubjectFamily.CREDIT), parsed.kind, number
 
     def _subject_row(
         self, ref: bytes, kind: SubjectKind, identifier: str, name: str | None

@@ -39,7 +39,7 @@ from ledger.core.merkle import root_from_inclusion_proof, verify_inclusion
 from ledger.core.receipt import Receipt, verify_receipt
 from ledger.errors import Conflict
 from ledger.keys import api_key_hash, new_api_key
-from ledger.log import Ledger
+from ledger.log import Ledger, SubjectFamily
 from ledger.service import open_ledger
 from ledger.settings import Settings
 
@@ -126,7 +126,7 @@ class Env:
         return {"Authorization": f"Bearer {token}"}
 
     def ref(self, identifier: str) -> bytes:
-        return self.ledger.subject_ref(identifier)
+        return self.ledger.subject_ref(identifier, family=SubjectFamily.CREDIT)
 
     def ev(
         self, type_: str, subject: str, source_ref: str, occurred: date | None = None, **extra: Any
@@ -1167,3 +1167,37 @@ def test_cli_audit_and_replay_notice_edited_and_deleted_credit_rows(
         assert main([*command, *where]) == 1
         out = capsys.readouterr().out
         assert record_id in out and f"log index {index}" in out and "no credit_change row" in out, out
+
+
+# --- 11. no identity oracle -------------------------------------------------------------------------
+
+
+def test_a_notarized_subject_id_does_not_reveal_the_credit_reference(env: Env) -> None:
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    credit_ref = env.ref(P1)
+    posted = env.client.post(
+        "/v1/records",
+        json={"kind": "certificate", "content": {"n": 1}, "subject_id": P1},
+        headers=env.auth("notarizer"),
+    )
+    assert posted.status_code == 202, posted.text
+    leaf = env.ledger.record(posted.json()["id"]).leaf
+    assert leaf.subject_ref is not None and leaf.subject_ref != credit_ref
+    # Stable within its family (a notarizer can still find its own records about a person) ...
+    again = env.client.post(
+        "/v1/records",
+        json={"kind": "evidence", "content": {"n": 2}, "subject_id": P1.lower()},
+        headers=env.auth("notarizer"),
+    )
+    assert env.ledger.record(again.json()["id"]).leaf.subject_ref == leaf.subject_ref
+    # ... but no credit read accepts it: the auditor finds no credit data under it.
+    assert_problem(
+        env.client.get(
+            f"/v1/credit/subjects/{leaf.subject_ref.hex()}",
+            params={"purpose": "audit"},
+            headers=env.auth("auditor"),
+        ),
+        404,
+        "unknown-subject",
+    )
+    assert env.ledger.subject_ref(P1) == leaf.subject_ref  # the records family is the default
