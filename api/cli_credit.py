@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from credit.errors import CreditError
+from credit.errors import CreditError, InvalidText, UnknownPurpose
 from credit.rulebook import load_rulebook
 from credit.service import CreditService
 from ledger.settings import Settings
@@ -103,9 +104,16 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from api.routes.credit import assessment_view
 
     service = _open(settings)
+    try:
+        service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
+    except (UnknownPurpose, InvalidText) as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
     ref = _ref(service, args.subject)
     assessment = service.assess(ref)
-    service.log_access(ref, accessor=args.by, role="operator", purpose=args.purpose, what="score")
+    service.log_access(
+        ref, accessor=args.by, role="operator", purpose=args.purpose, what="score", note=args.note
+    )
     _emit({"subject_ref": ref.hex(), **assessment_view(assessment, service)})
     return 0
 
@@ -165,7 +173,10 @@ def add_credit_commands(
     show = command("show", cmd_show, "a subject's score, lists and reasons (logged as an access)")
     show.add_argument("subject")
     show.add_argument("--by", required=True, help="who reads")
-    show.add_argument("--purpose", required=True, help="why (shown to the subject)")
+    show.add_argument(
+        "--purpose", required=True, help="why: a code of the purpose catalogue (shown to the subject)"
+    )
+    show.add_argument("--note", help="a short note on the purpose (shown to the subject)")
 
     idp = sub.add_parser("dev-idp", help="local OpenID provider for development and tests only")
     idp.set_defaults(handler=bind(cmd_dev_idp))

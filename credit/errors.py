@@ -85,3 +85,15 @@ class IntegrityFailure(CreditError):
     """
 
     reason = "credit-integrity"
+
+
+class UnknownPurpose(CreditError):
+    """A purpose that is not in the catalogue, or not one this kind of reader may claim (HTTP 400)."""
+
+    reason = "unknown-purpose"
+
+
+class InvalidText(CreditError):
+    """Free text that is blank, too long, or holds control or invisible characters (HTTP 400)."""
+
+    reason = "invalid-text"

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from credit.access import MAX_NOTE, AccessPolicy, check_text, count_repeat, load_access_policy
 from credit.engine import (
     Assessment,
     Effect,
@@ -212,8 +213,10 @@ class CreditService:
         master_key: bytes,
         calendar: WorkingCalendar | None = None,
         today: Callable[[], date] = date.today,
+        access_policy: AccessPolicy | None = None,
     ) -> None:
         self.ledger = ledger
+        self.access_policy = access_policy or load_access_policy()
         self.engine = ledger.store.engine
         self._master_key = master_key
         self.calendar = calendar or WorkingCalendar()
@@ -467,22 +470,28 @@ class CreditService:
                 f"quantity must be an integer from 1 to {et.max_quantity}", reason="invalid-quantity"
             )
         source_ref = raw.get("source_ref")
-        if not isinstance(source_ref, str) or not 1 <= len(source_ref) <= 200:
+        if not isinstance(source_ref, str) or not source_ref.strip():
             raise InvalidEvent(
                 "source_ref (the source document's reference) is required", reason="source-ref"
             )
+        source_ref = _bounded(source_ref, "source_ref", 200, "source-ref")
         refers_to = raw.get("refers_to")
         if et.ends_listing and not refers_to:
             raise InvalidEvent(
                 f"{type_} needs refers_to: the source_ref of the listing it ends", reason="refers-to"
             )
         name = raw.get("name")
+        if name is not None and not isinstance(name, str):
+            raise InvalidEvent("name must be text", reason="invalid-name")
+        name = _bounded(name, "name", 64, "invalid-name") if name and name.strip() else None
+        if refers_to is not None and not isinstance(refers_to, str):
+            raise InvalidEvent("refers_to must be text (a source_ref)", reason="refers-to")
         return {
             "id": event_id_of(source.name, source_ref),
             "subject_ref": ref,
             "kind": kind,
             "identifier": number,
-            "name": name if isinstance(name, str) and name.strip() else None,
+            "name": name,
             "type": type_,
             "occurred_on": occurred,
             "ended_on": ended,
@@ -873,17 +882,32 @@ class CreditService:
 
     # --- access log ------------------------------------------------------------------------------
 
-    def log_access(self, ref: bytes, *, accessor: str, role: str, purpose: str, what: str) -> None:
-        """Record that ``accessor`` read ``what`` of the subject's data (an ``access`` ledger record)."""
-        document = {"v": 1, "accessor": accessor, "role": role, "purpose": purpose, "what": what}
-        row: dict[str, Any] = {"subject_ref": ref, "accessor": accessor, "role": role, "purpose": purpose}
-        row |= {"what": what, "at_us": time.time_ns() // 1000}
+    def check_purpose(self, purpose: str, role: str, note: str | None = None) -> tuple[str, str | None]:
+        """A reader's purpose code from the catalogue (:class:`~credit.access.UnknownPurpose`
+        otherwise) and its note, checked as bounded text; call before reading."""
+        self.access_policy.purpose(purpose, role)
+        return purpose, check_text(note, name="purpose note", max_length=MAX_NOTE) if note else None
+
+    def log_access(
+        self, ref: bytes, *, accessor: str, role: str, purpose: str, what: str, note: str | None = None
+    ) -> None:
+        """Record that ``accessor`` read ``what`` of the subject's data for ``purpose``: an
+        ``access`` ledger record, or within its window a repeat counted on it (:mod:`credit.access`).
+        Call it last, once the read succeeded: a failed read leaves nothing behind."""
+        purpose, note = self.check_purpose(purpose, role, note)
+        now = time.time_ns() // 1000
+        window = self.access_policy.window_s(role)
+        who = {"accessor": accessor, "role": role, "purpose": purpose, "what": what}
+        if count_repeat(self.engine, ref, **who, window_s=window, now_us=now):
+            return
+        document: dict[str, Any] = {"v": 1, **who, "window_s": window} | ({"note": note} if note else {})
+        row = {"subject_ref": ref, **who, "note": note, "window_s": window, "at_us": now, "last_at_us": now}
         write = _Write()
         write.add(_record(RecordKind.ACCESS, document, ref), ACCESSES, row)
         self._commit(write)
 
     def access_log(self, ref: bytes, *, limit: int = 200) -> list[dict[str, Any]]:
-        """Who read the subject's data, newest first."""
+        """Who read the subject's data, newest first; ``count`` reads in the window from ``at_us``."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(ACCESSES)
@@ -891,17 +915,8 @@ class CreditService:
                 .order_by(ACCESSES.c.seq.desc())
                 .limit(limit)
             ).all()
-        return [
-            {
-                "accessor": r.accessor,
-                "role": r.role,
-                "purpose": r.purpose,
-                "what": r.what,
-                "at_us": r.at_us,
-                "record_id": r.record_id,
-            }
-            for r in rows
-        ]
+        keys = ("accessor", "role", "purpose", "note", "what", "at_us", "count", "window_s", "record_id")
+        return [{k: getattr(r, k) for k in keys} | {"last_at_us": r.last_at_us or r.at_us} for r in rows]
 
     # --- objections (异议) -----------------------------------------------------------------------
 
@@ -1640,6 +1655,15 @@ def _date(value: Any, name: str) -> date:
         except ValueError:
             pass
     raise InvalidEvent(f"{name} must be a date (YYYY-MM-DD)", reason="invalid-date")
+
+
+def _bounded(value: str, name: str, max_length: int, reason: str) -> str:
+    """Bounded visible text (:func:`credit.access.check_text`) as an event field, or InvalidEvent."""
+    try:
+        check_text(value, name=name, max_length=max_length)
+    except CreditError as e:
+        raise InvalidEvent(e.message, reason=reason) from e
+    return value  # unchanged: a source_ref is an idempotency key
 
 
 def _summary_of_row(row: Any) -> dict[str, Any]:

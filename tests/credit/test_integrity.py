@@ -181,7 +181,7 @@ def test_every_kind_of_row_is_compared_with_its_record(ledger: Ledger, tmp_path:
     case = service.file_objection(ref2, event_id, "not mine")
     clock[0] = START + timedelta(days=2)
     service.answer_objection(case["id"], COURT, "correct")
-    service.log_access(ref1, accessor="audit-office", role="auditor", purpose="audit", what="subject")
+    service.log_access(ref1, accessor="audit-office", role="auditor", purpose="credit_audit", what="subject")
     service.publish_list_snapshot("court_defaulters", by="officer")
     ledger.sequence_all()
     assert service.check_rows().clean
