@@ -48,7 +48,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     service = _open(settings)
     if args.all == (args.subject is not None):
         raise CreditError("give a subject or --all", reason="usage")
-    report = service.replay_all() if args.all else service.replay(_ref(service, args.subject))
+    if args.all:
+        report = service.replay_all()
+    else:
+        ref = _ref(service, args.subject)
+        report = service.replay(ref)
+        # A subject's replay reads its data (and may have turned an ID into its reference): an access.
+        service.log_access(ref, accessor=args.by, role="operator", purpose="credit_audit", what="replay")
     print(f"subjects: {report.subjects}  events: {report.events}  score changes recomputed: {report.changes}")
     for problem in report.problems:
         print(f"DIFFERENCE: {problem}")
@@ -156,6 +162,7 @@ def add_credit_commands(
     replay = command("replay", cmd_replay, "recompute scores from the ledger and report differences")
     replay.add_argument("subject", nargs="?", help="identifier or 64-hex subject reference")
     replay.add_argument("--all", action="store_true", help="every subject, scanning the ledger")
+    replay.add_argument("--by", default="operator", help="who replays a subject (shown to the subject)")
     rulebook = command("rulebook", cmd_rulebook, "validate, activate or show rulebooks")
     rulebook.add_argument("action", choices=["validate", "activate", "show"])
     rulebook.add_argument("file", nargs="?", help="rulebook TOML (validate, activate)")

@@ -993,8 +993,10 @@ def test_cli_replay_all_reports_a_difference(
     assert main(["credit", "replay", "--all", *where]) == 0
     out = capsys.readouterr().out
     assert "replay: clean" in out and "subjects: 2" in out
-    assert main(["credit", "replay", P1, *where]) == 0
+    assert main(["credit", "replay", P1, "--by", "审计员", *where]) == 0
     capsys.readouterr()
+    [access] = service.access_log(service.subject_ref(P1)[0])
+    assert (access["accessor"], access["purpose"], access["what"]) == ("审计员", "credit_audit", "replay")
     engine = service.ledger.store.engine
     with engine.begin() as conn:
         conn.execute(text("UPDATE credit_score SET score = score + 5"))
