@@ -498,7 +498,11 @@ def _fund(url: str, funder_key: str, address: str) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """Re-derive the whole tree and check every stored node and checkpoint."""
+    """Re-derive the whole tree and check every stored node and checkpoint; then compare every
+    stored credit row with its ledger record, and every credit record with its row."""
+    from sqlalchemy import inspect
+
+    from credit.integrity import scan as scan_credit_rows
     from ledger.audit import audit_log
     from ledger.rotation import load_policy
     from ledger.service import open_ledger
@@ -514,12 +518,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for finding in report.findings:
         where = f" (log index {finding.log_index})" if finding.log_index is not None else ""
         print(f"FINDING {finding.where}{where}: {finding.problem}")
-    print(
-        f"{'OK' if report.ok else 'FAILED'}: {report.leaves_checked} leaves, {report.tiles_checked} tiles, "
-        f"{report.checkpoints_checked} checkpoints checked; tree size {report.tree_size}; "
-        f"{len(report.findings)} findings"
+    # The ledger knows nothing of credit (ledger/ never imports credit): the CLI composes both.
+    credit = None
+    if inspect(ledger.store.engine).has_table("credit_subject"):
+        credit = scan_credit_rows(ledger.store.engine, ledger)
+        for problem in credit.problems:
+            print(f"FINDING credit: {problem}")
+    ok = report.ok and (credit is None or credit.clean)
+    findings = len(report.findings) + (len(credit.problems) if credit is not None else 0)
+    rows = (
+        f"{credit.rows} credit rows and {credit.records} credit records compared"
+        if credit is not None
+        else "no credit tables"
     )
-    return EXIT_OK if report.ok else EXIT_FAILED
+    print(
+        f"{'OK' if ok else 'FAILED'}: {report.leaves_checked} leaves, {report.tiles_checked} tiles, "
+        f"{report.checkpoints_checked} checkpoints checked; {rows}; tree size {report.tree_size}; "
+        f"{findings} findings"
+    )
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:

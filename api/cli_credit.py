@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from credit.errors import CreditError
+from credit.errors import CreditError, InvalidText, UnknownPurpose
 from credit.rulebook import load_rulebook
 from credit.service import CreditService
 from ledger.settings import Settings
@@ -47,7 +48,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     service = _open(settings)
     if args.all == (args.subject is not None):
         raise CreditError("give a subject or --all", reason="usage")
-    report = service.replay_all() if args.all else service.replay(_ref(service, args.subject))
+    if args.all:
+        report = service.replay_all()
+    else:
+        ref = _ref(service, args.subject)
+        report = service.replay(ref)
+        # A subject's replay reads its data (and may have turned an ID into its reference): an access.
+        service.log_access(ref, accessor=args.by, role="operator", purpose="credit_audit", what="replay")
     print(f"subjects: {report.subjects}  events: {report.events}  score changes recomputed: {report.changes}")
     for problem in report.problems:
         print(f"DIFFERENCE: {problem}")
@@ -103,9 +110,16 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from api.routes.credit import assessment_view
 
     service = _open(settings)
+    try:
+        service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
+    except (UnknownPurpose, InvalidText) as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
     ref = _ref(service, args.subject)
     assessment = service.assess(ref)
-    service.log_access(ref, accessor=args.by, role="operator", purpose=args.purpose, what="score")
+    service.log_access(
+        ref, accessor=args.by, role="operator", purpose=args.purpose, what="score", note=args.note
+    )
     _emit({"subject_ref": ref.hex(), **assessment_view(assessment, service)})
     return 0
 
@@ -148,6 +162,7 @@ def add_credit_commands(
     replay = command("replay", cmd_replay, "recompute scores from the ledger and report differences")
     replay.add_argument("subject", nargs="?", help="identifier or 64-hex subject reference")
     replay.add_argument("--all", action="store_true", help="every subject, scanning the ledger")
+    replay.add_argument("--by", default="operator", help="who replays a subject (shown to the subject)")
     rulebook = command("rulebook", cmd_rulebook, "validate, activate or show rulebooks")
     rulebook.add_argument("action", choices=["validate", "activate", "show"])
     rulebook.add_argument("file", nargs="?", help="rulebook TOML (validate, activate)")
@@ -165,7 +180,10 @@ def add_credit_commands(
     show = command("show", cmd_show, "a subject's score, lists and reasons (logged as an access)")
     show.add_argument("subject")
     show.add_argument("--by", required=True, help="who reads")
-    show.add_argument("--purpose", required=True, help="why (shown to the subject)")
+    show.add_argument(
+        "--purpose", required=True, help="why: a code of the purpose catalogue (shown to the subject)"
+    )
+    show.add_argument("--note", help="a short note on the purpose (shown to the subject)")
 
     idp = sub.add_parser("dev-idp", help="local OpenID provider for development and tests only")
     idp.set_defaults(handler=bind(cmd_dev_idp))

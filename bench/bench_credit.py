@@ -86,7 +86,7 @@ from credit.service import CreditService, Source, event_id_of
 from credit.vault import new_data_key, seal_field, wrap_key
 from ledger.core.crypto import HashAlgorithm, digest_function
 from ledger.core.leaf import RecordKind, canonical_json
-from ledger.log import Ledger, Submission
+from ledger.log import Ledger, SubjectFamily, Submission
 from ledger.service import init_deployment, open_ledger
 from ledger.settings import Settings
 
@@ -572,7 +572,7 @@ def database_url(database: str, args: argparse.Namespace, tmp: Path) -> Iterator
 def compute_refs(district: District, ledger: Ledger) -> float:
     """The keyed subject references (HMAC-SM3), as the service computes them."""
     start = time.perf_counter()
-    district.refs = [ledger.subject_ref(ident) for ident in district.identifiers]
+    district.refs = [ledger.subject_ref(ident, family=SubjectFamily.CREDIT) for ident in district.identifiers]
     if len(set(district.refs)) != district.subjects:
         raise AssertionError("subject references collide")
     return time.perf_counter() - start
@@ -978,7 +978,10 @@ def bench_database(
         if not district.refs:
             log(f"computing {district.subjects:,} subject references (HMAC-SM3)")
             res.ids_s = compute_refs(district, service.ledger)
-        elif service.ledger.subject_ref(district.identifiers[0]) != district.refs[0]:
+        elif (
+            service.ledger.subject_ref(district.identifiers[0], family=SubjectFamily.CREDIT)
+            != district.refs[0]
+        ):
             raise AssertionError("the deployments use different subject secrets")
         master_key = service._master_key  # the bench seals as the service does
 

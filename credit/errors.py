@@ -74,3 +74,26 @@ class CalendarError(CreditError):
     """A date outside what the working-day calendar knows (HTTP 500: a deployment problem)."""
 
     reason = "calendar-unavailable"
+
+
+class IntegrityFailure(CreditError):
+    """Stored credit rows do not match the ledger records they came from (HTTP 503).
+
+    The database was edited behind the service's back (or a row was lost): what it holds cannot
+    be served as the subject's history until an operator restores it (``trustledger credit replay
+    --all`` and ``trustledger audit`` name each difference with its log index).
+    """
+
+    reason = "credit-integrity"
+
+
+class UnknownPurpose(CreditError):
+    """A purpose that is not in the catalogue, or not one this kind of reader may claim (HTTP 400)."""
+
+    reason = "unknown-purpose"
+
+
+class InvalidText(CreditError):
+    """Free text that is blank, too long, or holds control or invisible characters (HTTP 400)."""
+
+    reason = "invalid-text"

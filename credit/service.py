@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from credit.access import MAX_NOTE, AccessPolicy, check_text, count_repeat, load_access_policy
 from credit.engine import (
     Assessment,
     Effect,
@@ -50,8 +51,8 @@ from credit.identifiers import (
     parse_identifier,
     parse_resident_id,
 )
+from credit.integrity import IntegrityReport, scan, served_history, served_subject
 from credit.measures import AppliedMeasure, measures
-from credit.replay import LedgerEntry, replay_subject
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
 from credit.store import (
     ACCESSES,
@@ -78,7 +79,7 @@ from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import RecordKind, canonical_metadata
 from ledger.core.merkle import MemoryTree, inclusion_proof
 from ledger.errors import Conflict
-from ledger.log import Accepted, Ledger, Submission
+from ledger.log import Accepted, Ledger, SubjectFamily, Submission
 
 _logger = logging.getLogger(__name__)
 SUBMITTER = "credit"  # the ledger submitter of every credit record (sources are named inside)
@@ -135,19 +136,7 @@ class EventOutcome:
     level: str | None = None
 
 
-@dataclass
-class ReplayReport:
-    """What a replay found: subjects checked, score changes recomputed, and every difference."""
-
-    subjects: int = 0
-    changes: int = 0
-    events: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        """No differences."""
-        return not self.problems
+ReplayReport = IntegrityReport  # what a replay found (the name the API and CLI use)
 
 
 @dataclass
@@ -224,8 +213,10 @@ class CreditService:
         master_key: bytes,
         calendar: WorkingCalendar | None = None,
         today: Callable[[], date] = date.today,
+        access_policy: AccessPolicy | None = None,
     ) -> None:
         self.ledger = ledger
+        self.access_policy = access_policy or load_access_policy()
         self.engine = ledger.store.engine
         self._master_key = master_key
         self.calendar = calendar or WorkingCalendar()
@@ -355,7 +346,7 @@ class CreditService:
         else:
             parsed = parse_identifier(identifier, today=self.today())
         number = parsed.number if isinstance(parsed, ResidentId) else parsed.code
-        return self.ledger.subject_ref(number), parsed.kind, number
+        return self.ledger.subject_ref(number, family=SubjectFamily.CREDIT), parsed.kind, number
 
     def _subject_row(
         self, ref: bytes, kind: SubjectKind, identifier: str, name: str | None
@@ -479,22 +470,28 @@ class CreditService:
                 f"quantity must be an integer from 1 to {et.max_quantity}", reason="invalid-quantity"
             )
         source_ref = raw.get("source_ref")
-        if not isinstance(source_ref, str) or not 1 <= len(source_ref) <= 200:
+        if not isinstance(source_ref, str) or not source_ref.strip():
             raise InvalidEvent(
                 "source_ref (the source document's reference) is required", reason="source-ref"
             )
+        source_ref = _bounded(source_ref, "source_ref", 200, "source-ref")
         refers_to = raw.get("refers_to")
         if et.ends_listing and not refers_to:
             raise InvalidEvent(
                 f"{type_} needs refers_to: the source_ref of the listing it ends", reason="refers-to"
             )
         name = raw.get("name")
+        if name is not None and not isinstance(name, str):
+            raise InvalidEvent("name must be text", reason="invalid-name")
+        name = _bounded(name, "name", 64, "invalid-name") if name and name.strip() else None
+        if refers_to is not None and not isinstance(refers_to, str):
+            raise InvalidEvent("refers_to must be text (a source_ref)", reason="refers-to")
         return {
             "id": event_id_of(source.name, source_ref),
             "subject_ref": ref,
             "kind": kind,
             "identifier": number,
-            "name": name if isinstance(name, str) and name.strip() else None,
+            "name": name,
             "type": type_,
             "occurred_on": occurred,
             "ended_on": ended,
@@ -810,13 +807,13 @@ class CreditService:
                 raise
             return evaluate([], self.active_rulebook(), as_of or self.today(), subject=kind)
         with self.engine.connect() as conn:
-            inputs = SubjectInputs.load(conn, [ref])
+            served = served_subject(conn, self.ledger, ref)  # the recorded facts, not the rows
         return evaluate(
-            inputs.events.get(ref, []),
+            served.engine_events(),
             self.active_rulebook(),
             as_of or self.today(),
-            effects=inputs.effects.get(ref, []),
-            red_list=inputs.red.get(ref, []),
+            effects=served.engine_effects(),
+            red_list=served.red,
             subject=kind,
         )
 
@@ -838,40 +835,36 @@ class CreditService:
         return dict(row._mapping)
 
     def history(self, ref: bytes) -> list[dict[str, Any]]:
-        """Every score change of a subject, oldest first, with its record id."""
+        """Every score change of a subject, oldest first, with its record id — read from the
+        ``credit_change`` records themselves (see :func:`credit.integrity.served_history`)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(CHANGES).where(CHANGES.c.subject_ref == ref).order_by(CHANGES.c.seq)
-            ).all()
-        return [{**r.document, "record_id": r.record_id} for r in rows]
+            return served_history(conn, self.ledger, ref)
 
     def events(self, ref: bytes) -> list[dict[str, Any]]:
-        """A subject's events with their effects and open cases."""
+        """A subject's events with their effects and open cases; the events' facts and the effects
+        are read from their ledger records, the cases' current states from the database."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(EVENTS).where(EVENTS.c.subject_ref == ref).order_by(EVENTS.c.occurred_on)
-            ).all()
-            effects = conn.execute(select(EFFECTS).where(EFFECTS.c.subject_ref == ref)).all()
+            served = served_subject(conn, self.ledger, ref)
             cases = conn.execute(select(CASES).where(CASES.c.subject_ref == ref)).all()
         out = []
-        for r in rows:
+        for row, doc in served.events:
             out.append(
                 {
-                    "id": r.id,
-                    "type": r.type,
-                    "occurred_on": r.occurred_on.isoformat(),
-                    "ended_on": r.ended_on.isoformat() if r.ended_on else None,
-                    "quantity": r.quantity,
-                    "source": r.source,
-                    "source_ref": r.source_ref,
-                    "record_id": r.record_id,
+                    "id": row.id,
+                    "type": doc["type"],
+                    "occurred_on": doc["occurred_on"],
+                    "ended_on": doc["ended_on"],
+                    "quantity": doc["quantity"],
+                    "source": doc["source"],
+                    "source_ref": doc["source_ref"],
+                    "record_id": row.record_id,
                     "effects": [
-                        {"kind": e.kind, "effective_on": e.effective_on.isoformat()}
-                        for e in effects
-                        if e.event_id == r.id
+                        {"kind": effect["effect"]["kind"], "effective_on": effect["effect"]["effective_on"]}
+                        for _e, effect in served.effects
+                        if effect["event"] == row.id
                     ],
                     "cases": [
-                        {"id": c.id, "kind": c.kind, "state": c.state} for c in cases if c.event_id == r.id
+                        {"id": c.id, "kind": c.kind, "state": c.state} for c in cases if c.event_id == row.id
                     ],
                 }
             )
@@ -889,17 +882,32 @@ class CreditService:
 
     # --- access log ------------------------------------------------------------------------------
 
-    def log_access(self, ref: bytes, *, accessor: str, role: str, purpose: str, what: str) -> None:
-        """Record that ``accessor`` read ``what`` of the subject's data (an ``access`` ledger record)."""
-        document = {"v": 1, "accessor": accessor, "role": role, "purpose": purpose, "what": what}
-        row: dict[str, Any] = {"subject_ref": ref, "accessor": accessor, "role": role, "purpose": purpose}
-        row |= {"what": what, "at_us": time.time_ns() // 1000}
+    def check_purpose(self, purpose: str, role: str, note: str | None = None) -> tuple[str, str | None]:
+        """A reader's purpose code from the catalogue (:class:`~credit.access.UnknownPurpose`
+        otherwise) and its note, checked as bounded text; call before reading."""
+        self.access_policy.purpose(purpose, role)
+        return purpose, check_text(note, name="purpose note", max_length=MAX_NOTE) if note else None
+
+    def log_access(
+        self, ref: bytes, *, accessor: str, role: str, purpose: str, what: str, note: str | None = None
+    ) -> None:
+        """Record that ``accessor`` read ``what`` of the subject's data for ``purpose``: an
+        ``access`` ledger record, or within its window a repeat counted on it (:mod:`credit.access`).
+        Call it last, once the read succeeded: a failed read leaves nothing behind."""
+        purpose, note = self.check_purpose(purpose, role, note)
+        now = time.time_ns() // 1000
+        window = self.access_policy.window_s(role)
+        who = {"accessor": accessor, "role": role, "purpose": purpose, "what": what}
+        if count_repeat(self.engine, ref, **who, window_s=window, now_us=now):
+            return
+        document: dict[str, Any] = {"v": 1, **who, "window_s": window} | ({"note": note} if note else {})
+        row = {"subject_ref": ref, **who, "note": note, "window_s": window, "at_us": now, "last_at_us": now}
         write = _Write()
         write.add(_record(RecordKind.ACCESS, document, ref), ACCESSES, row)
         self._commit(write)
 
     def access_log(self, ref: bytes, *, limit: int = 200) -> list[dict[str, Any]]:
-        """Who read the subject's data, newest first."""
+        """Who read the subject's data, newest first; ``count`` reads in the window from ``at_us``."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(ACCESSES)
@@ -907,17 +915,8 @@ class CreditService:
                 .order_by(ACCESSES.c.seq.desc())
                 .limit(limit)
             ).all()
-        return [
-            {
-                "accessor": r.accessor,
-                "role": r.role,
-                "purpose": r.purpose,
-                "what": r.what,
-                "at_us": r.at_us,
-                "record_id": r.record_id,
-            }
-            for r in rows
-        ]
+        keys = ("accessor", "role", "purpose", "note", "what", "at_us", "count", "window_s", "record_id")
+        return [{k: getattr(r, k) for k in keys} | {"last_at_us": r.last_at_us or r.at_us} for r in rows]
 
     # --- objections (异议) -----------------------------------------------------------------------
 
@@ -1453,81 +1452,21 @@ class CreditService:
 
     # --- replay and list snapshots ------------------------------------------------------------
 
-    def _replay_entries(self, ids: Sequence[str]) -> list[LedgerEntry]:
-        leaves = self.ledger.records(ids)
-        return [
-            LedgerEntry(rid, position, leaf.kind, leaf.metadata, leaf.content_hash)
-            for rid, (position, leaf) in leaves.items()
-        ]
-
-    def _stored(
-        self, conn: Connection, ref: bytes
-    ) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
-        score = conn.execute(select(SCORES).where(SCORES.c.subject_ref == ref)).first()
-        events = {
-            r.id: {"type": r.type, "occurred_on": r.occurred_on, "quantity": r.quantity}
-            for r in conn.execute(select(EVENTS).where(EVENTS.c.subject_ref == ref))
-        }
-        return (dict(score._mapping) if score else None), events
-
     def replay(self, ref: bytes) -> ReplayReport:
-        """Recompute one subject's whole history from its ledger records and compare (see
-        :mod:`credit.replay`). The records are found through the database's record ids; use
-        :meth:`replay_all` to scan the ledger itself."""
+        """Recompute one subject's whole history from its ledger records and compare every row of
+        the subject with its record (see :mod:`credit.integrity`). The records are found through
+        the database's record ids; :meth:`replay_all` also scans the ledger itself."""
         self.subject_kind(ref)
-        with self.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(select(EVENTS.c.record_id).where(EVENTS.c.subject_ref == ref))]
-            ids += [
-                r[0] for r in conn.execute(select(CHANGES.c.record_id).where(CHANGES.c.subject_ref == ref))
-            ]
-            ids += [
-                r[0]
-                for r in conn.execute(
-                    select(CASE_STEPS.c.record_id)
-                    .join(CASES, CASES.c.id == CASE_STEPS.c.case_id)
-                    .where(CASES.c.subject_ref == ref)
-                )
-            ]
-            stored_score, stored_events = self._stored(conn, ref)
-        entries = self._replay_entries(ids)
-        report = ReplayReport(subjects=1)
-        if len(entries) != len(set(ids)):
-            report.problems.append(
-                f"{len(set(ids)) - len(entries)} record(s) named by the database are not in the ledger"
-            )
-        result = replay_subject(
-            entries, self.rulebook, stored_score=stored_score, stored_events=stored_events
-        )
-        report.changes, report.events = result.changes, result.events
-        report.problems.extend(result.problems)
-        return report
+        return scan(self.engine, self.ledger, rulebook_of=self.rulebook, subject=ref)
 
     def replay_all(self) -> ReplayReport:
-        """Replay every subject from a scan of the ledger's credit records (independent of the
-        database's own index), and check that every stored score has its subject's records."""
-        by_subject: dict[bytes, list[LedgerEntry]] = {}
-        kinds = [RecordKind.CREDIT_EVENT, RecordKind.CREDIT_CHANGE, RecordKind.CREDIT_WORKFLOW]
-        for rid, position, leaf in self.ledger.iter_records(kinds):
-            if leaf.subject_ref is not None:
-                entry = LedgerEntry(rid, position, leaf.kind, leaf.metadata, leaf.content_hash)
-                by_subject.setdefault(leaf.subject_ref, []).append(entry)
-        report = ReplayReport()
-        with self.engine.connect() as conn:
-            for ref, entries in by_subject.items():
-                stored_score, stored_events = self._stored(conn, ref)
-                result = replay_subject(
-                    entries, self.rulebook, stored_score=stored_score, stored_events=stored_events
-                )
-                report.subjects += 1
-                report.changes += result.changes
-                report.events += result.events
-                report.problems.extend(f"subject {ref.hex()[:16]}…: {p}" for p in result.problems)
-            for (ref,) in conn.execute(select(SCORES.c.subject_ref)):
-                if bytes(ref) not in by_subject:
-                    report.problems.append(
-                        f"subject {bytes(ref).hex()[:16]}…: a score is stored but the ledger has no records"
-                    )
-        return report
+        """Every stored row against its record, every credit record against its row, and every
+        score change recomputed — streaming, one range of subjects at a time."""
+        return scan(self.engine, self.ledger, rulebook_of=self.rulebook)
+
+    def check_rows(self) -> ReplayReport:
+        """:meth:`replay_all` without the recomputation: the row check ``trustledger audit`` runs."""
+        return scan(self.engine, self.ledger)
 
     def list_members(self, list_name: str) -> list[bytes]:
         """Subjects on ``list_name`` now ("red", or a black list's key), sorted by reference."""
@@ -1716,6 +1655,15 @@ def _date(value: Any, name: str) -> date:
         except ValueError:
             pass
     raise InvalidEvent(f"{name} must be a date (YYYY-MM-DD)", reason="invalid-date")
+
+
+def _bounded(value: str, name: str, max_length: int, reason: str) -> str:
+    """Bounded visible text (:func:`credit.access.check_text`) as an event field, or InvalidEvent."""
+    try:
+        check_text(value, name=name, max_length=max_length)
+    except CreditError as e:
+        raise InvalidEvent(e.message, reason=reason) from e
+    return value  # unchanged: a source_ref is an idempotency key
 
 
 def _summary_of_row(row: Any) -> dict[str, Any]:

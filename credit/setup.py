@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from credit.access import load_access_policy
 from credit.errors import CreditError
 from credit.service import CreditService
 from ledger.core.crypto import HashAlgorithm, digest_function
@@ -49,9 +50,14 @@ def master_key(settings: Settings, *, create: bool = False) -> bytes:
 def open_credit(
     ledger: Ledger, settings: Settings, *, create: bool = False, today: Callable[[], date] | None = None
 ) -> CreditService:
-    """The credit service over ``ledger``; with ``create`` also its key and tables."""
+    """The credit service over ``ledger``; with ``create`` also its key and tables. The access
+    policy is ``<data dir>/credit-access.toml`` when present, else the shipped default."""
+    policy_path = settings.data_dir / "credit-access.toml"
     service = CreditService(
-        ledger, master_key=master_key(settings, create=create), today=today or local_today(settings.timezone)
+        ledger,
+        master_key=master_key(settings, create=create),
+        today=today or local_today(settings.timezone),
+        access_policy=load_access_policy(policy_path if policy_path.exists() else None),
     )
     if create:
         service.create_schema()

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    inspect,
     select,
 )
 from sqlalchemy import exc as sa_exc
@@ -61,7 +62,7 @@ class RulebookRow(SQLModel, table=True):
     version: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
     hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     activated_on: date = Field(sa_column=Column(Date, nullable=False))
     activated_by: str = Field(sa_column=Column(String(128), nullable=False))
 
@@ -95,7 +96,7 @@ class EffectRow(SQLModel, table=True):
     event_id: str = Field(sa_column=Column(String(40), nullable=False))
     kind: str = Field(sa_column=Column(String(16), nullable=False))
     effective_on: date = Field(sa_column=Column(Date, nullable=False))
-    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
 
 
 class ScoreRow(SQLModel, table=True):
@@ -122,7 +123,7 @@ class ChangeRow(SQLModel, table=True):
     __tablename__ = "credit_change"
     seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
     subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
-    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     as_of: date = Field(sa_column=Column(Date, nullable=False))
     document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -152,7 +153,7 @@ class CaseStepRow(SQLModel, table=True):
     step: str = Field(sa_column=Column(String(32), nullable=False))
     actor: str = Field(sa_column=Column(String(128), nullable=False))
     on: date = Field(sa_column=Column(Date, nullable=False))
-    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
@@ -164,7 +165,7 @@ class RedDecisionRow(SQLModel, table=True):
     subject_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
     action: str = Field(sa_column=Column(String(8), nullable=False))
     effective_on: date = Field(sa_column=Column(Date, nullable=False))
-    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
 
 
 class ListSnapshotRow(SQLModel, table=True):
@@ -177,11 +178,16 @@ class ListSnapshotRow(SQLModel, table=True):
     size: int = Field(sa_column=Column(Integer, nullable=False))
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     members: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
 
 
 class AccessRow(SQLModel, table=True):
-    """Someone read a subject's credit data (the subject can see these)."""
+    """Someone read a subject's credit data (the subject can see these).
+
+    One row and one ``access`` record per reader, role, subject, purpose and kind of data per time
+    window (:mod:`credit.access`); repeat reads in the window only count up ``count`` and move
+    ``last_at_us``, so reading cannot grow the log without bound.
+    """
 
     __tablename__ = "credit_access"
     seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
@@ -191,7 +197,11 @@ class AccessRow(SQLModel, table=True):
     purpose: str = Field(sa_column=Column(String(200), nullable=False))
     what: str = Field(sa_column=Column(String(64), nullable=False))
     at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
-    record_id: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    note: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    window_s: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    count: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    last_at_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 def _t(model: type[SQLModel]) -> Table:
@@ -225,10 +235,31 @@ TABLES = [
 ]
 
 
+_ADDED_COLUMNS = {  # columns added after tables were first created: (table, column, DDL type)
+    ("credit_access", "note"): "VARCHAR(200)",
+    ("credit_access", "window_s"): "INTEGER",
+    ("credit_access", "count"): "INTEGER NOT NULL DEFAULT 1",
+    ("credit_access", "last_at_us"): "BIGINT",
+}
+
+
 def create_credit_schema(engine: Engine) -> None:
-    """Create the credit tables (idempotent)."""
+    """Create the credit tables (idempotent), and bring older ones up to date: add later columns
+    and the record-id indexes that replay uses to find each record's row."""
     try:
         SQLModel.metadata.create_all(engine, tables=TABLES)
+        with engine.begin() as conn:
+            present = {
+                (table, c["name"])
+                for table in {t for t, _c in _ADDED_COLUMNS}
+                for c in inspect(conn).get_columns(table)
+            }
+            for (table, column), ddl in _ADDED_COLUMNS.items():
+                if (table, column) not in present:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+        for model in TABLES:
+            for index in model.indexes:
+                index.create(engine, checkfirst=True)
     except sa_exc.SQLAlchemyError as e:
         raise CreditError(f"cannot create the credit schema: {e}", reason="storage") from e
 

@@ -28,7 +28,14 @@ from ledger.core.checkpoint import (
     SignedCheckpoint,
     sign_checkpoint,
 )
-from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, Sm2PublicKey, digest_function, subject_ref
+from ledger.core.crypto import (
+    HashAlgorithm,
+    Sm2PrivateKey,
+    Sm2PublicKey,
+    digest_function,
+    hmac_sm3,
+    subject_ref,
+)
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import (
     MAX_METADATA_BYTES,
@@ -103,6 +110,16 @@ def new_record_id(now_us: int) -> str:
     the id index local (random ids made bulk intake slow down as the table grew).
     """
     return f"{now_us & 0xFFFF_FFFF_FFFF_FF:014x}{secrets.token_hex(16)}"
+
+
+SUBJECT_FAMILY_DOMAIN = b"trustledger/subject-family/v1\x00"
+
+
+class SubjectFamily(StrEnum):
+    """Record families with their own subject references (see :meth:`Ledger.subject_ref`)."""
+
+    CREDIT = "credit"  # the credit engine's records (the original, unseparated key)
+    RECORD = "record"  # records notarized through the records API
 
 
 class RecordStatus(StrEnum):
@@ -242,11 +259,21 @@ class Ledger:
             origin=self.origin, hash_alg=self.hash_alg.value, empty_root=self.hasher.empty_root()
         )
 
-    def subject_ref(self, identifier: str) -> bytes:
-        """The keyed hash (HMAC-SM3) that stands for a subject in leaves; the raw ID never does."""
+    def subject_ref(self, identifier: str, *, family: SubjectFamily = SubjectFamily.RECORD) -> bytes:
+        """The keyed hash (HMAC-SM3) that stands for a subject in leaves; the raw ID never does.
+
+        References are domain-separated per record family, so that a notarizer who attaches an ID
+        to its own record cannot read back the reference the credit engine files that person's
+        credit data under. The credit family keeps the original key (existing credit data stays
+        valid); every other family keys the same HMAC with ``HMAC-SM3(secret, FAMILY_DOMAIN ||
+        family)`` (docs/formats.md).
+        """
         if not identifier.strip():
             raise InvalidRequest("empty subject identifier", reason="invalid-subject")
-        return bytes.fromhex(subject_ref(self._subject_secret, identifier))
+        key = self._subject_secret
+        if family is not SubjectFamily.CREDIT:
+            key = hmac_sm3(key, SUBJECT_FAMILY_DOMAIN + family.value.encode())
+        return bytes.fromhex(subject_ref(key, identifier))
 
     # --- intake -------------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.deps import (
     ApprovalDep,
@@ -25,18 +25,86 @@ from api.deps import (
     SequencerDep,
     SourceDep,
 )
+from credit.access import MAX_NOTE, PURPOSE_CODE, SELF_QUERY, SUBJECT_ROLE, check_text
 from credit.engine import Assessment
-from credit.errors import UnknownSubject
+from credit.errors import CreditError, UnknownSubject
 from credit.service import CreditService, Source
 from ledger.core.receipt import Receipt
 from ledger.errors import Forbidden, InvalidRequest
 
 router = APIRouter(prefix="/v1/credit", tags=["credit"])
 _HEX64 = r"^[0-9a-f]{64}$"
+_KEY = r"^[a-z][a-z0-9_]{0,63}$"  # rulebook keys: event types, scenarios, lists
+_EVENT_ID = r"^[0-9a-f]{40}$"
+_CASE_ID = r"^[0-9a-f]{32}$"
+_RECORD_ID = r"^[0-9a-f]{46}$"
+_IDENTIFIER = r"^[0-9A-Za-z]{15,18}$"  # 18-digit resident IDs (15 for old cards), 18-character codes
+
+
+def _visible(max_length: int, *, blank: bool = True) -> AfterValidator:
+    """Bounded human text (see :func:`credit.access.check_text`) as a pydantic check. With ``blank``
+    a blank value passes through, for the service to refuse with its own reason (statement-required,
+    source-ref, …)."""
+
+    def check(value: str) -> str:
+        if blank and not value.strip():
+            return value
+        try:
+            check_text(value, name="text", max_length=max_length)
+        except CreditError as e:
+            raise ValueError(e.message.removeprefix("text ")) from e
+        return value  # unchanged: a source_ref is an idempotency key
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, Field(min_length=1, max_length=64), _visible(64)]
+Reference = Annotated[str, Field(max_length=200), _visible(200)]
+Note = Annotated[str, Field(min_length=1, max_length=2000), _visible(2000)]
+Person = Annotated[str, Field(min_length=1, max_length=128), _visible(128, blank=False)]
+Statement = Annotated[str, Field(max_length=4000), _visible(4000)]
+Commitment = Annotated[str, Field(max_length=8000), _visible(8000)]
+PurposeCode = Annotated[str, Field(pattern=PURPOSE_CODE, description="a code of the purpose catalogue")]
+PurposeNote = Annotated[str, Field(min_length=1, max_length=MAX_NOTE), _visible(MAX_NOTE, blank=False)]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _EventFields(BaseModel):
+    # Other fields are kept so that the service can refuse each with its reason (a field 征信业管理条例
+    # art. 14 forbids, one needing consent, an unknown one).
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: Annotated[str, Field(pattern=_KEY, description="an event type of the rulebook")]
+    subject_kind: Literal["person", "organization"] | None = None
+    # Dates are bounded here and parsed by the service, which names the problem (invalid-date).
+    occurred_on: Annotated[str, Field(min_length=1, max_length=10, description="YYYY-MM-DD")]
+    ended_on: Annotated[str, Field(min_length=1, max_length=10)] | None = None
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = 1
+    refers_to: Reference | None = Field(default=None, description="the source_ref of the listing it ends")
+    evidence_record_id: Annotated[str, Field(pattern=_RECORD_ID)] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The fields the client sent (defaults are the service's to apply)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class EventIn(_EventFields):
+    """One credit event from a source."""
+
+    subject: Annotated[
+        str, Field(pattern=_IDENTIFIER, description="resident ID or unified social credit code")
+    ]
+    name: Name | None = None
+    source_ref: Reference = Field(description="the source document's reference (idempotency key)")
+
+
+class ReplacementIn(_EventFields):
+    """The corrected event replacing a withdrawn one (its subject is the objection's)."""
+
+    source_ref: Reference | None = None
 
 
 class EventsIn(_In):
@@ -45,53 +113,67 @@ class EventsIn(_In):
     ``source_ref`` and optionally ``name``, ``ended_on``, ``quantity``, ``refers_to``,
     ``evidence_record_id``; any other field is refused with the reason."""
 
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=5000)
+    events: list[EventIn] = Field(min_length=1, max_length=5000)
 
 
 class AnswerIn(_In):
     """A source's answer to an objection."""
 
     outcome: Literal["uphold", "correct", "cannot-verify"]
-    note: str = Field(default="", max_length=2000)
-    replacement: dict[str, Any] | None = Field(default=None, description="a corrected event (correct only)")
-    confirmed_by: str | None = Field(default=None, max_length=128, description="the person confirming")
+    note: Note | None = None
+    replacement: ReplacementIn | None = Field(default=None, description="a corrected event (correct only)")
+    confirmed_by: Person | None = Field(default=None, description="the person confirming")
 
 
 class DecisionIn(_In):
     """A decision on a repair application or a list proposal."""
 
     approve: bool
-    decided_by: str = Field(min_length=1, max_length=128, description="the person deciding")
-    note: str = Field(default="", max_length=2000)
+    decided_by: Person = Field(description="the person deciding")
+    note: Note | None = None
 
 
 class MeasuresIn(_In):
     """Which measures apply to an applicant in a scenario (the "一键搞定" check)."""
 
-    subject: str = Field(min_length=1, max_length=64, description="resident ID or unified social credit code")
-    scenario: str = Field(min_length=1, max_length=64)
-    purpose: str = Field(min_length=1, max_length=200, description="why the data is read (logged)")
+    subject: Annotated[
+        str, Field(pattern=_IDENTIFIER, description="resident ID or unified social credit code")
+    ]
+    scenario: Annotated[str, Field(pattern=_KEY)]
+    purpose: PurposeCode
+    purpose_note: PurposeNote | None = Field(
+        default=None, description="shown to the subject with the purpose"
+    )
 
 
 class ObjectionIn(_In):
     """An objection against one of the subject's events."""
 
-    event_id: str = Field(min_length=1, max_length=40)
-    statement: str = Field(min_length=1, max_length=4000)
+    event_id: Annotated[str, Field(pattern=_EVENT_ID)]
+    statement: Statement
 
 
 class RepairIn(_In):
     """A repair application with the signed credit commitment (信用承诺书)."""
 
-    event_id: str = Field(min_length=1, max_length=40)
-    commitment: str = Field(min_length=1, max_length=8000)
+    event_id: Annotated[str, Field(pattern=_EVENT_ID)]
+    commitment: Commitment
 
 
 class ReplayIn(_In):
-    """Which subject to replay."""
+    """Which subject to replay, and why."""
 
     subject_ref: str = Field(pattern=_HEX64)
-    purpose: str = Field(min_length=1, max_length=200)
+    purpose: PurposeCode
+    purpose_note: PurposeNote | None = None
+
+
+SubjectRefQuery = Annotated[str, Query(pattern=_HEX64)]
+PurposeQuery = Annotated[str, Query(pattern=PURPOSE_CODE, description="a code of the purpose catalogue")]
+NoteQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_NOTE)]
+CaseId = Annotated[str, Path(pattern=_CASE_ID)]
+EventId = Annotated[str, Path(pattern=_EVENT_ID)]
+ListName = Annotated[str, Path(pattern=_KEY)]
 
 
 def _source(client: Client) -> Source:
@@ -157,7 +239,7 @@ def submit_events(
 ) -> dict[str, Any]:
     """Record events as ``credit_event`` records and rescore each subject at once; idempotent by
     ``source_ref``."""
-    outcomes = credit.submit_events(_source(client), body.events)
+    outcomes = credit.submit_events(_source(client), [event.fields() for event in body.events])
     if sequencer is not None:
         sequencer.notify(len(outcomes) * 2)
     return {"data": [o.__dict__ for o in outcomes], "count": len(outcomes)}
@@ -171,14 +253,14 @@ def source_objections(credit: CreditDep, client: SourceDep) -> dict[str, Any]:
 
 
 @router.post("/objections/{case_id}/answer", summary="Answer an objection (sources)")
-def answer_objection(case_id: str, body: AnswerIn, credit: CreditDep, client: SourceDep) -> dict[str, Any]:
+def answer_objection(case_id: CaseId, body: AnswerIn, credit: CreditDep, client: SourceDep) -> dict[str, Any]:
     """Uphold, correct (a compensating event, never an edit) or declare unverifiable."""
     return credit.answer_objection(
         case_id,
         _source(client),
         body.outcome,
-        note=body.note,
-        replacement=body.replacement,
+        note=body.note or "",
+        replacement=body.replacement.fields() if body.replacement else None,
         confirmed_by=body.confirmed_by,
     )
 
@@ -193,7 +275,7 @@ def pending_repairs(credit: CreditDep, client: OfficerOrSourceDep) -> dict[str, 
 
 @router.post("/repairs/{case_id}/decision", summary="Decide a repair application")
 def decide_repair(
-    case_id: str, body: DecisionIn, credit: CreditDep, client: OfficerOrSourceDep
+    case_id: CaseId, body: DecisionIn, credit: CreditDep, client: OfficerOrSourceDep
 ) -> dict[str, Any]:
     """Approve (the event stops counting today) or reject, naming the person who decided."""
     case = credit.case(case_id)
@@ -201,7 +283,9 @@ def decide_repair(
         raise Forbidden(
             "only the source that reported the event, or an officer, decides", reason="not-your-case"
         )
-    return credit.decide_repair(case_id, f"{client.name}/{body.decided_by}", body.approve, note=body.note)
+    return credit.decide_repair(
+        case_id, f"{client.name}/{body.decided_by}", body.approve, note=body.note or ""
+    )
 
 
 # --- approval systems ----------------------------------------------------------------------------
@@ -210,10 +294,17 @@ def decide_repair(
 @router.post("/measures", summary="Reward and punishment measures for an applicant (approval systems)")
 def applicable_measures(body: MeasuresIn, credit: CreditDep, client: ApprovalDep) -> dict[str, Any]:
     """The measures that apply in ``scenario``, each with its legal basis and triggering facts."""
+    credit.check_purpose(body.purpose, client.role.value, body.purpose_note)
     ref, kind, _number = credit.subject_ref(body.subject)
     assessment, applied = credit.measures_for(ref, body.scenario, kind)
+    # Turning an ID into its credit reference for a caller is itself an access: recorded, last.
     credit.log_access(
-        ref, accessor=client.name, role=client.role.value, purpose=body.purpose, what="measures"
+        ref,
+        accessor=client.name,
+        role=client.role.value,
+        purpose=body.purpose,
+        what="measures",
+        note=body.purpose_note,
     )
     return {
         "subject_ref": ref.hex(),
@@ -231,38 +322,39 @@ def applicable_measures(body: MeasuresIn, credit: CreditDep, client: ApprovalDep
 
 def _self_read(credit: CreditService, citizen: Citizen, what: str) -> None:
     credit.log_access(
-        citizen.subject_ref, accessor="the subject", role="subject", purpose="self-query", what=what
+        citizen.subject_ref, accessor="the subject", role=SUBJECT_ROLE, purpose=SELF_QUERY, what=what
     )
 
 
 @router.get("/me", summary="My score, level, lists and reasons")
 def my_score(credit: CreditDep, citizen: CitizenDep) -> dict[str, Any]:
     """Your current integrity points with the reasons behind them (free self-query)."""
-    _self_read(credit, citizen, "score")
-    return {
+    view = {
         "subject_ref": citizen.subject_ref.hex(),
         **assessment_view(credit.assess(citizen.subject_ref), credit),
     }
+    _self_read(credit, citizen, "score")  # last: a read that fails leaves no access record
+    return view
 
 
 @router.get("/me/history", summary="Every change of my score")
 def my_history(credit: CreditDep, citizen: CitizenDep) -> dict[str, Any]:
     """Score changes with their causes, reasons and ledger records."""
-    _self_read(credit, citizen, "history")
     changes = credit.history(citizen.subject_ref)
+    _self_read(credit, citizen, "history")
     return {"data": changes, "count": len(changes)}
 
 
 @router.get("/me/events", summary="My credit events")
 def my_events(credit: CreditDep, citizen: CitizenDep) -> dict[str, Any]:
     """Every event on record, with effects (repaired, withdrawn) and cases (objections, repairs)."""
-    _self_read(credit, citizen, "events")
     events = credit.events(citizen.subject_ref)
+    _self_read(credit, citizen, "events")
     return {"data": events, "count": len(events)}
 
 
 @router.get("/me/events/{event_id}/receipt", summary="The receipt of one of my events")
-def my_event_receipt(event_id: str, credit: CreditDep, ledger: LedgerDep, citizen: CitizenDep) -> Receipt:
+def my_event_receipt(event_id: EventId, credit: CreditDep, ledger: LedgerDep, citizen: CitizenDep) -> Receipt:
     """The ledger receipt of the event's ``credit_event`` record: verify it offline."""
     return ledger.receipt(credit.event_record(citizen.subject_ref, event_id))
 
@@ -304,13 +396,17 @@ def list_cases(credit: CreditDep, _client: OfficerDep) -> dict[str, Any]:
 
 
 @router.post("/list-cases/{case_id}/decision", summary="Confirm or reject a list change")
-def decide_list_case(case_id: str, body: DecisionIn, credit: CreditDep, client: OfficerDep) -> dict[str, Any]:
+def decide_list_case(
+    case_id: CaseId, body: DecisionIn, credit: CreditDep, client: OfficerDep
+) -> dict[str, Any]:
     """A person, not the engine, confirms any change of list status."""
-    return credit.decide_list_case(case_id, f"{client.name}/{body.decided_by}", body.approve, note=body.note)
+    return credit.decide_list_case(
+        case_id, f"{client.name}/{body.decided_by}", body.approve, note=body.note or ""
+    )
 
 
 @router.post("/lists/{list_name}/snapshots", status_code=status.HTTP_201_CREATED, summary="Publish a list")
-def publish_snapshot(list_name: str, credit: CreditDep, client: OfficerDep) -> dict[str, Any]:
+def publish_snapshot(list_name: ListName, credit: CreditDep, client: OfficerDep) -> dict[str, Any]:
     """Publish the list as of today: a ``credit_list`` record with the Merkle root of its members."""
     return credit.publish_list_snapshot(list_name, by=client.name)
 
@@ -319,7 +415,7 @@ def publish_snapshot(list_name: str, credit: CreditDep, client: OfficerDep) -> d
 
 
 @router.get("/lists/{list_name}/snapshots", summary="Published snapshots of a list")
-def snapshots(list_name: str, credit: CreditDep, _client: AuditorDep) -> dict[str, Any]:
+def snapshots(list_name: ListName, credit: CreditDep, _client: AuditorDep) -> dict[str, Any]:
     """Snapshots, newest first: date, size, Merkle root and ledger record."""
     data = credit.list_snapshots(list_name)
     return {"data": data, "count": len(data)}
@@ -327,18 +423,21 @@ def snapshots(list_name: str, credit: CreditDep, _client: AuditorDep) -> dict[st
 
 @router.get("/lists/snapshots/{seq}/proof", summary="Was a subject on a published list?")
 def snapshot_proof(
-    seq: int,
+    seq: Annotated[int, Path(ge=1, le=2**53)],
     credit: CreditDep,
     client: AuditorDep,
-    subject_ref: Annotated[str, Query(pattern=_HEX64)],
-    purpose: Annotated[str, Query(min_length=1, max_length=200)],
+    subject_ref: SubjectRefQuery,
+    purpose: PurposeQuery,
+    note: NoteQuery = None,
 ) -> dict[str, Any]:
     """Membership with an RFC 9162 inclusion proof against the snapshot's root."""
+    credit.check_purpose(purpose, client.role.value, note)
     ref = bytes.fromhex(subject_ref)
+    proof = credit.snapshot_proof(seq, ref)
     credit.log_access(
-        ref, accessor=client.name, role=client.role.value, purpose=purpose, what="list-membership"
+        ref, accessor=client.name, role=client.role.value, purpose=purpose, what="list-membership", note=note
     )
-    return credit.snapshot_proof(seq, ref)
+    return proof
 
 
 @router.get("/subjects/{subject_ref}", summary="A subject's credit data (auditors)")
@@ -346,27 +445,40 @@ def subject_data(
     subject_ref: str,
     credit: CreditDep,
     client: AuditorDep,
-    purpose: Annotated[str, Query(min_length=1, max_length=200)],
+    purpose: PurposeQuery,
+    note: NoteQuery = None,
 ) -> dict[str, Any]:
     """Score, reasons, events and history by keyed reference; the read is logged for the subject."""
+    credit.check_purpose(purpose, client.role.value, note)
     ref = _ref(subject_ref)
     assessment = credit.assess(ref)
-    credit.log_access(ref, accessor=client.name, role=client.role.value, purpose=purpose, what="subject")
-    return {
+    view = {
         "subject_ref": subject_ref,
         **assessment_view(assessment, credit),
         "stored": _stored_view(credit, ref),
         "events": credit.events(ref),
         "history": credit.history(ref),
     }
+    credit.log_access(
+        ref, accessor=client.name, role=client.role.value, purpose=purpose, what="subject", note=note
+    )
+    return view
 
 
 @router.post("/replay", summary="Recompute a subject's history from the ledger (auditors)")
 def replay(body: ReplayIn, credit: CreditDep, client: AuditorDep) -> dict[str, Any]:
     """Recompute every recorded score change from the anchored events and rulebooks; list differences."""
+    credit.check_purpose(body.purpose, client.role.value, body.purpose_note)
     ref = _ref(body.subject_ref)
     report = credit.replay(ref)
-    credit.log_access(ref, accessor=client.name, role=client.role.value, purpose=body.purpose, what="replay")
+    credit.log_access(
+        ref,
+        accessor=client.name,
+        role=client.role.value,
+        purpose=body.purpose,
+        what="replay",
+        note=body.purpose_note,
+    )
     return {
         "clean": report.clean,
         "changes": report.changes,
@@ -383,7 +495,9 @@ def rulebooks(credit: CreditDep) -> dict[str, Any]:
 
 
 @router.get("/rulebooks/{version}", summary="One rulebook version, canonical")
-def rulebook(version: str, credit: CreditDep) -> Response:
+def rulebook(
+    version: Annotated[str, Path(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")], credit: CreditDep
+) -> Response:
     """The rulebook as RFC 8785 canonical JSON: hash it with SM3 to check it against its record."""
     return Response(credit.rulebook(version).canonical_json(), media_type="application/json")
 

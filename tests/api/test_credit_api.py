@@ -25,8 +25,9 @@ from api.app import create_app
 from api.cli import main
 from api.dev_idp import LocalIdentityProvider, serve_in_thread
 from api.oidc import OidcConfig, OidcVerifier
+from credit.access import Windows, load_access_policy
 from credit.engine import add_months
-from credit.errors import UnknownSubject
+from credit.errors import InvalidEvent, UnknownSubject
 from credit.identifiers import resident_id_check_char
 from credit.rulebook import default_rulebook, rulebook_from_data
 from credit.service import CreditService, Source
@@ -39,7 +40,7 @@ from ledger.core.merkle import root_from_inclusion_proof, verify_inclusion
 from ledger.core.receipt import Receipt, verify_receipt
 from ledger.errors import Conflict
 from ledger.keys import api_key_hash, new_api_key
-from ledger.log import Ledger
+from ledger.log import Ledger, SubjectFamily
 from ledger.service import open_ledger
 from ledger.settings import Settings
 
@@ -126,7 +127,7 @@ class Env:
         return {"Authorization": f"Bearer {token}"}
 
     def ref(self, identifier: str) -> bytes:
-        return self.ledger.subject_ref(identifier)
+        return self.ledger.subject_ref(identifier, family=SubjectFamily.CREDIT)
 
     def ev(
         self, type_: str, subject: str, source_ref: str, occurred: date | None = None, **extra: Any
@@ -166,10 +167,13 @@ class Env:
         events = self.get_me(identifier, "/events")["data"]
         return next(e for e in events if e["id"] == event_id)
 
-    def measures(self, subject: str, scenario: str, purpose: str = "审批前信用核查") -> dict[str, Any]:
+    def measures(
+        self, subject: str, scenario: str, purpose: str = "administrative_approval", note: str | None = None
+    ) -> dict[str, Any]:
+        body = {"subject": subject, "scenario": scenario, "purpose": purpose}
         response = self.client.post(
             "/v1/credit/measures",
-            json={"subject": subject, "scenario": scenario, "purpose": purpose},
+            json=body | ({"purpose_note": note} if note else {}),
             headers=self.auth("approval"),
         )
         assert response.status_code == 200, response.text
@@ -184,7 +188,7 @@ class Env:
     def replay(self, identifier: str) -> dict[str, Any]:
         response = self.client.post(
             "/v1/credit/replay",
-            json={"subject_ref": self.ref(identifier).hex(), "purpose": "年度审计"},
+            json={"subject_ref": self.ref(identifier).hex(), "purpose": "credit_audit"},
             headers=self.auth("auditor"),
         )
         assert response.status_code == 200, response.text
@@ -683,13 +687,13 @@ def test_black_list_measures_snapshot_proof_and_exit(env: Env) -> None:
     assert env.measures(P4, "parking")["measures"][0]["id"] == "parking_pay_later"  # B: still a reward
     unknown = env.client.post(
         "/v1/credit/measures",
-        json={"subject": P1, "scenario": "casino", "purpose": "x"},
+        json={"subject": P1, "scenario": "casino", "purpose": "public_service"},
         headers=env.auth("approval"),
     )
     assert_problem(unknown, 404, "unknown-scenario")
     measures_by_auditor = env.client.post(
         "/v1/credit/measures",
-        json={"subject": P1, "scenario": "procurement", "purpose": "x"},
+        json={"subject": P1, "scenario": "procurement", "purpose": "public_procurement"},
         headers=env.auth("auditor"),
     )
     assert_problem(measures_by_auditor, 403, "role-required")
@@ -720,7 +724,11 @@ def test_black_list_measures_snapshot_proof_and_exit(env: Env) -> None:
     def proof_of(identifier: str) -> dict[str, Any]:
         response = env.client.get(
             f"/v1/credit/lists/snapshots/{published['seq']}/proof",
-            params={"subject_ref": env.ref(identifier).hex(), "purpose": "招投标资格审查"},
+            params={
+                "subject_ref": env.ref(identifier).hex(),
+                "purpose": "public_procurement",
+                "note": "招投标资格审查",
+            },
             headers=env.auth("auditor"),
         )
         assert response.status_code == 200, response.text
@@ -842,10 +850,10 @@ def test_access_log_and_each_token_sees_only_its_own_data(env: Env) -> None:
     [first] = env.submit("court", env.ev("contract_default", P1, "c-1"))
     [second] = env.submit("court", env.ev("sued_in_breach", P2, "c-2"))
     assert env.get_me(P1)["score"] == 680
-    env.measures(P1, "parking", purpose="停车场先离场后付费资格")
+    env.measures(P1, "parking", purpose="public_service", note="停车场先离场后付费资格")
     subject = env.client.get(
         f"/v1/credit/subjects/{env.ref(P1).hex()}",
-        params={"purpose": "投诉核查"},
+        params={"purpose": "objection_review", "note": "投诉核查"},
         headers=env.auth("auditor"),
     )
     assert subject.status_code == 200, subject.text
@@ -859,13 +867,17 @@ def test_access_log_and_each_token_sees_only_its_own_data(env: Env) -> None:
     )
     assert_problem(
         env.client.get(
-            f"/v1/credit/subjects/{env.ref(P1).hex()}", params={"purpose": "x"}, headers=env.auth("approval")
+            f"/v1/credit/subjects/{env.ref(P1).hex()}",
+            params={"purpose": "credit_audit"},
+            headers=env.auth("approval"),
         ),
         403,
         "role-required",
     )
     assert_problem(
-        env.client.get("/v1/credit/subjects/abc", params={"purpose": "x"}, headers=env.auth("auditor")),
+        env.client.get(
+            "/v1/credit/subjects/abc", params={"purpose": "credit_audit"}, headers=env.auth("auditor")
+        ),
         400,
         "invalid-subject-ref",
     )
@@ -873,18 +885,25 @@ def test_access_log_and_each_token_sees_only_its_own_data(env: Env) -> None:
     log = env.get_me(P1, "/access-log")["data"]
     by_accessor = {entry["accessor"]: entry for entry in log}
     approval = by_accessor["approval-portal"]
-    assert (approval["role"], approval["purpose"], approval["what"]) == (
+    assert (approval["role"], approval["purpose"], approval["note"], approval["what"]) == (
         "approval",
+        "public_service",
         "停车场先离场后付费资格",
         "measures",
     )
     auditor = by_accessor["audit-office"]
-    assert (auditor["role"], auditor["purpose"], auditor["what"]) == ("auditor", "投诉核查", "subject")
+    assert (auditor["role"], auditor["purpose"], auditor["note"], auditor["what"]) == (
+        "auditor",
+        "objection_review",
+        "投诉核查",
+        "subject",
+    )
     assert log.index(auditor) < log.index(approval)  # newest first
     for entry in (approval, auditor):
         [(_, leaf)] = env.ledger.records([entry["record_id"]]).values()
         assert leaf.kind is RecordKind.ACCESS and leaf.subject_ref == env.ref(P1)
         assert leaf.metadata["accessor"] == entry["accessor"] and leaf.metadata["purpose"] == entry["purpose"]
+        assert leaf.metadata["note"] == entry["note"] and leaf.metadata["window_s"] == 3600
         assert P1 not in json.dumps(leaf.metadata, ensure_ascii=False)
     assert any(e["accessor"] == "the subject" and e["what"] == "score" for e in log)
 
@@ -925,7 +944,7 @@ def test_replay_is_clean_until_a_score_is_edited_in_the_database(env: Env) -> No
     assert_problem(
         env.client.post(
             "/v1/credit/replay",
-            json={"subject_ref": env.ref(P1).hex(), "purpose": "x"},
+            json={"subject_ref": env.ref(P1).hex(), "purpose": "credit_audit"},
             headers=env.auth("court"),
         ),
         403,
@@ -974,8 +993,10 @@ def test_cli_replay_all_reports_a_difference(
     assert main(["credit", "replay", "--all", *where]) == 0
     out = capsys.readouterr().out
     assert "replay: clean" in out and "subjects: 2" in out
-    assert main(["credit", "replay", P1, *where]) == 0
+    assert main(["credit", "replay", P1, "--by", "审计员", *where]) == 0
     capsys.readouterr()
+    [access] = service.access_log(service.subject_ref(P1)[0])
+    assert (access["accessor"], access["purpose"], access["what"]) == ("审计员", "credit_audit", "replay")
     engine = service.ledger.store.engine
     with engine.begin() as conn:
         conn.execute(text("UPDATE credit_score SET score = score + 5"))
@@ -1052,3 +1073,427 @@ def test_erasing_personal_data_keeps_receipts_and_replay(env: Env) -> None:
     assert receipt.record.subject_ref == ref.hex()
     assert env.get_me(P1)["score"] == 680  # scores stand on the keyed reference
     env.assert_clean(P1)
+
+
+# --- 10. tamper-evident history -------------------------------------------------------------------
+
+
+def _forge_newest_change(env: Env, identifier: str, score: int) -> str:
+    """Edit the subject's newest ``credit_change`` row in the database; its record id."""
+    ref = env.ref(identifier)
+    with env.ledger.store.engine.begin() as conn:
+        seq, record_id, document = conn.execute(
+            text(
+                "SELECT seq, record_id, document FROM credit_change WHERE subject_ref = :r ORDER BY seq DESC"
+            ),
+            {"r": ref},
+        ).first()
+        document = json.loads(document) if isinstance(document, str) else document
+        document["after"]["score"] = score
+        conn.execute(
+            text("UPDATE credit_change SET document = :d WHERE seq = :s"),
+            {"d": json.dumps(document), "s": seq},
+        )
+    return str(record_id)
+
+
+def test_an_edited_history_row_is_served_as_recorded(env: Env) -> None:
+    env.submit("court", env.ev("sued_in_breach", P1, "c-1"))
+    env.ledger.sequence_all()
+    record_id = _forge_newest_change(env, P1, 651)
+    [change] = env.history(P1)
+    assert change["after"]["score"] == 650 and change["record_id"] == record_id
+    subject = env.client.get(
+        f"/v1/credit/subjects/{env.ref(P1).hex()}",
+        params={"purpose": "credit_audit"},
+        headers=env.auth("auditor"),
+    )
+    assert subject.status_code == 200, subject.text
+    assert [c["after"]["score"] for c in subject.json()["history"]] == [650]
+    index = env.ledger.record(record_id).log_index
+    replay = env.replay(P1)
+    assert not replay["clean"]
+    assert any(record_id in p and f"log index {index}" in p for p in replay["problems"]), replay
+
+
+def test_a_deleted_newest_change_is_refused_not_served(env: Env) -> None:
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    env.travel(START + timedelta(days=1))
+    [second] = env.submit("court", env.ev("sued_in_breach", P1, "c-2"))
+    newest = env.history(P1)[-1]["record_id"]
+    with env.ledger.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM credit_change WHERE record_id = :r"), {"r": newest})
+    accesses = env.counts()
+    body = assert_problem(
+        env.client.get("/v1/credit/me/history", headers=env.me(P1)), 503, "credit-integrity"
+    )
+    assert newest in body["detail"]
+    assert_problem(
+        env.client.get(
+            f"/v1/credit/subjects/{env.ref(P1).hex()}",
+            params={"purpose": "credit_audit"},
+            headers=env.auth("auditor"),
+        ),
+        503,
+        "credit-integrity",
+    )
+    assert env.counts() == accesses  # the refused reads left no access record behind
+    assert second["score"] == 630
+    report = env.service.replay_all()
+    assert any(newest in p and "no credit_change row" in p for p in report.problems), report.problems
+
+
+def test_cli_audit_and_replay_notice_edited_and_deleted_credit_rows(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "var"
+    where = ["--data-dir", str(data_dir), "--database-url", database_url]
+    assert main(["init", *where]) == 0
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    service = open_credit(open_ledger(settings), settings, today=lambda: START)
+    court = Source("city-court", "court")
+    for n, subject in enumerate((P1, P2)):
+        event = {
+            "type": "sued_in_breach",
+            "subject": subject,
+            "occurred_on": "2026-03-02",
+            "source_ref": f"c-{n}",
+        }
+        service.submit_events(court, [event])
+    service.ledger.sequence_all()
+    service.ledger.issue_checkpoint()
+    engine = service.ledger.store.engine
+    with engine.connect() as conn:
+        seq, record_id, document = conn.execute(
+            text("SELECT seq, record_id, document FROM credit_change ORDER BY seq DESC")
+        ).first()
+    index = service.ledger.record(record_id).log_index
+    engine.dispose()
+    capsys.readouterr()
+    assert main(["audit", *where]) == 0
+    assert "credit rows" in capsys.readouterr().out
+    forged = json.loads(document) if isinstance(document, str) else document
+    forged["after"]["score"] = 651
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE credit_change SET document = :d WHERE seq = :s"), {"d": json.dumps(forged), "s": seq}
+        )
+    engine.dispose()
+    for command in (["audit"], ["credit", "replay", "--all"]):
+        assert main([*command, *where]) == 1
+        out = capsys.readouterr().out
+        assert record_id in out and f"log index {index}" in out and "651" in out, out
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM credit_change WHERE seq = :s"), {"s": seq})
+    engine.dispose()
+    for command in (["audit"], ["credit", "replay", "--all"]):
+        assert main([*command, *where]) == 1
+        out = capsys.readouterr().out
+        assert record_id in out and f"log index {index}" in out and "no credit_change row" in out, out
+
+
+# --- 11. no identity oracle -------------------------------------------------------------------------
+
+
+def test_a_notarized_subject_id_does_not_reveal_the_credit_reference(env: Env) -> None:
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    credit_ref = env.ref(P1)
+    posted = env.client.post(
+        "/v1/records",
+        json={"kind": "certificate", "content": {"n": 1}, "subject_id": P1},
+        headers=env.auth("notarizer"),
+    )
+    assert posted.status_code == 202, posted.text
+    leaf = env.ledger.record(posted.json()["id"]).leaf
+    assert leaf.subject_ref is not None and leaf.subject_ref != credit_ref
+    # Stable within its family (a notarizer can still find its own records about a person) ...
+    again = env.client.post(
+        "/v1/records",
+        json={"kind": "evidence", "content": {"n": 2}, "subject_id": P1.lower()},
+        headers=env.auth("notarizer"),
+    )
+    assert env.ledger.record(again.json()["id"]).leaf.subject_ref == leaf.subject_ref
+    # ... but no credit read accepts it: the auditor finds no credit data under it.
+    assert_problem(
+        env.client.get(
+            f"/v1/credit/subjects/{leaf.subject_ref.hex()}",
+            params={"purpose": "credit_audit"},
+            headers=env.auth("auditor"),
+        ),
+        404,
+        "unknown-subject",
+    )
+    assert env.ledger.subject_ref(P1) == leaf.subject_ref  # the records family is the default
+
+
+# --- 12. reading does not grow the log; purposes come from the catalogue; failed reads write nothing
+
+
+def _access_rows(env: Env) -> int:
+    with env.ledger.store.engine.connect() as conn:
+        count: int = conn.execute(text("SELECT count(*) FROM credit_access")).scalar_one()
+    return count
+
+
+def test_repeat_reads_are_counted_not_each_a_ledger_record(env: Env) -> None:
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    before = env.counts()["record"]
+    for _ in range(25):
+        env.get_me(P1)
+    unseen = person(99)
+    for _ in range(25):
+        env.measures(unseen, "parking", purpose="public_service")
+    assert env.counts()["record"] == before + 2  # one access record per reader, subject, purpose, window
+    [mine] = [e for e in env.get_me(P1, "/access-log")["data"] if e["what"] == "score"]
+    assert (mine["accessor"], mine["purpose"], mine["count"], mine["window_s"]) == (
+        "the subject",
+        "self_query",
+        25,
+        86_400,
+    )
+    assert mine["last_at_us"] >= mine["at_us"]
+    [looked_up] = env.get_me(unseen, "/access-log")["data"]
+    assert (looked_up["accessor"], looked_up["count"], looked_up["window_s"]) == ("approval-portal", 25, 3600)
+    # Another purpose or another kind of data is another access, recorded at once.
+    env.measures(unseen, "procurement", purpose="public_procurement")
+    env.history(P1)
+    assert env.counts()["record"] == before + 4
+    assert env.service.replay_all().clean  # counters are not part of the records
+
+
+def test_the_record_window_is_configurable(env: Env) -> None:
+    env.service.access_policy = load_access_policy().model_copy(
+        update={"windows": Windows(self_hours=24, other_hours=0)}
+    )
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    before = env.counts()["record"]
+    for _ in range(3):
+        env.measures(P1, "parking", purpose="public_service")
+    assert env.counts()["record"] == before + 3  # a window of 0: every read is its own record
+
+
+@pytest.mark.parametrize(
+    "purpose", [" ", "\u200b", "", "Audit", "x" * 65, "casino_marketing", "credit_audit", "self_query"]
+)
+def test_measures_purpose_must_be_a_catalogue_code_for_the_reader(env: Env, purpose: str) -> None:
+    before = (env.counts()["record"], _access_rows(env))
+    response = env.client.post(
+        "/v1/credit/measures",
+        json={"subject": P1, "scenario": "parking", "purpose": purpose},
+        headers=env.auth("approval"),
+    )
+    if purpose in ("casino_marketing", "credit_audit", "self_query"):
+        body = assert_problem(response, 400, "unknown-purpose")
+        assert "administrative_approval" in body["detail"] and "public_service" in body["detail"]
+        assert "credit_audit" not in body["detail"].split("use one of:")[1]
+    else:
+        assert_problem(response, 422, "validation-error")
+    assert (env.counts()["record"], _access_rows(env)) == before
+
+
+def test_purpose_notes_are_bounded_visible_text(env: Env) -> None:
+    for note, status in (("\u200b", 422), ("a\u200bb", 422), ("x" * 201, 422), ("\x07bell", 422)):
+        response = env.client.post(
+            "/v1/credit/measures",
+            json={"subject": P1, "scenario": "parking", "purpose": "public_service", "purpose_note": note},
+            headers=env.auth("approval"),
+        )
+        assert_problem(response, status, "validation-error")
+    for params in (
+        {"purpose": " "},
+        {"purpose": "credit_audit", "note": "\u200b"},
+        {"purpose": "public_service"},
+    ):
+        response = env.client.get(
+            f"/v1/credit/subjects/{env.ref(P1).hex()}", params=params, headers=env.auth("auditor")
+        )
+        assert response.status_code in (400, 422), response.text
+    assert _access_rows(env) == 0
+
+
+def test_cli_show_takes_a_catalogue_purpose(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "var"
+    where = ["--data-dir", str(data_dir), "--database-url", database_url]
+    assert main(["init", *where]) == 0
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    service = open_credit(open_ledger(settings), settings, today=lambda: START)
+    service.submit_events(
+        Source("city-court", "court"),
+        [{"type": "contract_default", "subject": P1, "occurred_on": "2026-03-02", "source_ref": "c-1"}],
+    )
+    service.ledger.store.engine.dispose()
+    capsys.readouterr()
+    assert main(["credit", "show", P1, "--by", "ops", "--purpose", "because", *where]) == 2
+    assert "objection_review" in capsys.readouterr().err
+    assert _count(service, "credit_access") == 0
+    assert (
+        main(
+            [
+                "credit",
+                "show",
+                P1,
+                "--by",
+                "ops",
+                "--purpose",
+                "objection_review",
+                "--note",
+                "工单 12",
+                *where,
+            ]
+        )
+        == 0
+    )
+    assert _count(service, "credit_access") == 1
+
+
+def _count(service: CreditService, table: str) -> int:
+    with service.engine.connect() as conn:
+        count: int = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    service.engine.dispose()
+    return count
+
+
+def test_event_fields_are_bounded_with_the_right_messages(env: Env) -> None:
+    before = env.counts()
+    huge_name = env.ev("contract_default", P1, "c-1", name="张" * 1_000_000)
+    body = assert_problem(env.post_events("court", huge_name), 422, "validation-error")
+    assert "events.0.name" in body["detail"] and "64" in body["detail"]
+    long_ref = env.ev("contract_default", P1, "r" * 100_000)
+    body = assert_problem(env.post_events("court", long_ref), 422, "validation-error")
+    assert "source_ref" in body["detail"] and "200" in body["detail"] and "required" not in body["detail"]
+    for bad in (
+        env.ev("contract_default", P1, "c-1", name="张\u200b三"),
+        env.ev("contract_default", P1, "c-1\x00"),
+        env.ev("contract_default", P1, "c-1", quantity=10**12),
+        env.ev("contract_default", P1, "c-1", quantity="3"),
+        env.ev("contract_default", P1, "c-1", evidence_record_id="not-a-record"),
+        env.ev("contract_default", P1, "c-1", refers_to="x" * 201),
+        env.ev("contract_default", P1, "c-1", occurred_on="2026-03-02" * 1000),
+        env.ev("x" * 65, P1, "c-1"),
+        env.ev("contract_default", "1" * 200, "c-1"),
+    ):
+        assert_problem(env.post_events("court", bad), 422, "validation-error")
+    assert env.counts() == before
+    # The service bounds them too (for callers other than the API), with its own reasons.
+    with pytest.raises(InvalidEvent, match="longer than 200") as refused:
+        env.service.submit_events(
+            Source("city-court", "court"),
+            [
+                {
+                    "type": "contract_default",
+                    "subject": P1,
+                    "occurred_on": "2026-03-02",
+                    "source_ref": "r" * 100_000,
+                }
+            ],
+        )
+    assert refused.value.reason == "source-ref"
+    with pytest.raises(InvalidEvent, match="name is longer than 64"):
+        env.service.submit_events(
+            Source("city-court", "court"),
+            [
+                {
+                    "type": "contract_default",
+                    "subject": P1,
+                    "occurred_on": "2026-03-02",
+                    "source_ref": "c-1",
+                    "name": "x" * 1_000_000,
+                }
+            ],
+        )
+    assert env.counts() == before
+
+
+def test_workflow_request_fields_are_bounded(env: Env) -> None:
+    [event] = env.submit("court", env.ev("contract_default", P1, "c-1"))
+    for body in (
+        {"event_id": event["event_id"], "statement": "x" * 4001},
+        {"event_id": event["event_id"], "statement": "wrong\u200b"},
+        {"event_id": "E" * 40, "statement": "x"},
+        {"event_id": event["event_id"] * 100, "statement": "x"},
+    ):
+        response = env.client.post("/v1/credit/me/objections", json=body, headers=env.me(P1))
+        assert_problem(response, 422, "validation-error")
+    for decision in ({"approve": True, "decided_by": " "}, {"approve": True, "decided_by": "x" * 129}):
+        response = env.client.post(
+            f"/v1/credit/list-cases/{'0' * 32}/decision", json=decision, headers=env.auth("officer")
+        )
+        assert_problem(response, 422, "validation-error")
+    response = env.client.post(
+        "/v1/credit/list-cases/not-a-case/decision",
+        json={"approve": True, "decided_by": "陈"},
+        headers=env.auth("officer"),
+    )
+    assert_problem(response, 422, "validation-error")
+
+
+def test_a_failed_read_leaves_no_access_record(env: Env) -> None:
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    publish = env.client.post("/v1/credit/lists/court_defaulters/snapshots", headers=env.auth("officer"))
+    assert publish.status_code == 201
+    stranger = person(98)  # signs in, but has no credit data
+    before = (env.counts()["record"], _access_rows(env))
+    auditor = env.auth("auditor")
+    ref = env.ref(P1).hex()
+    failing = [
+        (env.client.get("/v1/credit/me", headers=env.me(stranger)), 404),
+        (
+            env.client.post(
+                "/v1/credit/measures",
+                json={"subject": P1, "scenario": "casino", "purpose": "public_service"},
+                headers=env.auth("approval"),
+            ),
+            404,
+        ),
+        (
+            env.client.get(
+                "/v1/credit/lists/snapshots/99999999999999999999999/proof",
+                params={"subject_ref": ref, "purpose": "list_review"},
+                headers=auditor,
+            ),
+            422,
+        ),
+        (
+            env.client.get(
+                "/v1/credit/lists/snapshots/4096/proof",
+                params={"subject_ref": ref, "purpose": "list_review"},
+                headers=auditor,
+            ),
+            404,
+        ),
+        (
+            env.client.get(
+                f"/v1/credit/subjects/{env.ref(stranger).hex()}",
+                params={"purpose": "credit_audit"},
+                headers=auditor,
+            ),
+            404,
+        ),
+        (
+            env.client.post(
+                "/v1/credit/replay",
+                json={"subject_ref": env.ref(stranger).hex(), "purpose": "credit_audit"},
+                headers=auditor,
+            ),
+            404,
+        ),
+    ]
+    # Reads whose stored rows cannot be served (an event row pointing at another record).
+    with env.ledger.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE credit_event SET record_id = (SELECT record_id FROM credit_change LIMIT 1)")
+        )
+    failing += [
+        (env.client.get("/v1/credit/me", headers=env.me(P1)), 503),
+        (env.client.get("/v1/credit/me/events", headers=env.me(P1)), 503),
+        (
+            env.client.get("/v1/credit/subjects/" + ref, params={"purpose": "credit_audit"}, headers=auditor),
+            503,
+        ),
+    ]
+    for response, status in failing:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith(PROBLEM) and response.json()["reason"]
+    assert (env.counts()["record"], _access_rows(env)) == before
