@@ -121,7 +121,7 @@ class NoteSignature:
         _check_key_name(parts[1])
         try:
             raw = base64.b64decode(parts[2], validate=True)
-        except binascii.Error as e:
+        except (binascii.Error, ValueError) as e:  # ValueError: non-ASCII text
             raise InvalidRequest("signature is not base64", reason="invalid-checkpoint") from e
         if len(raw) < 5:
             raise InvalidRequest("signature too short", reason="invalid-checkpoint")

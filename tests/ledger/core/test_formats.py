@@ -204,6 +204,7 @@ def test_checkpoint_text_round_trip_and_strictness() -> None:
         signed.to_text().replace("hash sm3", "hash md5"),
         signed.to_text().rstrip("\n"),
         signed.to_text() + "— other AAAA\n",
+        signed.to_text() + "— other AAAAé\n",  # non-ASCII base64
     ):
         with pytest.raises(InvalidRequest):
             SignedCheckpoint.from_text(bad)
