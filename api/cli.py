@@ -504,14 +504,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     from credit.integrity import scan as scan_credit_rows
     from ledger.audit import audit_log
-    from ledger.rotation import load_policy
+    from ledger.policy_file import read_policy_if_present
     from ledger.service import open_ledger
 
     settings = _settings(args)
     ledger = open_ledger(settings)
     # Checkpoint keys: --key pins one; otherwise the policy's key for each size (--policy, or the
     # deployment's own policy.json), so checkpoints from before a key rotation are checked too.
-    policy = None if args.key else load_policy(Path(args.policy) if args.policy else settings.policy_path)
+    policy = (
+        None
+        if args.key
+        else read_policy_if_present(Path(args.policy) if args.policy else settings.policy_path)
+    )
     if args.policy and policy is None:
         raise ConfigurationError(f"no trust policy at {args.policy}")
     report = audit_log(ledger, _load_key(args.key) if args.key else None, policy=policy)

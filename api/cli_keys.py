@@ -65,7 +65,8 @@ def _key_file_line(files: KeyFiles, path: Path, label: str) -> tuple[str, bool]:
 
 def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:  # noqa: ARG001 - uniform handler
     """Where the KEK comes from, whether every key file is sealed, the policy's log keys."""
-    from ledger.rotation import RETIRED_DIR, load_policy
+    from ledger.policy_file import read_policy_if_present
+    from ledger.rotation import RETIRED_DIR
 
     files = KeyFiles.for_settings(settings)
     ok = True
@@ -98,7 +99,7 @@ def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:  # noq
             loose = stat.S_IMODE(path.stat().st_mode) & 0o077
             ok = ok and not loose
             print(f"{'database':<16}{path}: mode {_mode(path)}{' (readable by others!)' if loose else ''}")
-    policy = load_policy(settings.policy_path)
+    policy = read_policy_if_present(settings.policy_path)
     if policy is None:
         print(f"trust policy:   none at {settings.policy_path}")
     else:

@@ -19,9 +19,9 @@ from ledger.settings import Settings
 
 
 def _policy(args: argparse.Namespace, settings: Settings) -> TrustPolicy:
-    from ledger.service import load_policy
+    from ledger.policy_file import read_policy
 
-    return load_policy(Path(args.file) if args.file else settings.policy_path)
+    return read_policy(Path(args.file) if args.file else settings.policy_path)
 
 
 def policy_summary(policy: TrustPolicy) -> list[str]:

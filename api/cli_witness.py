@@ -90,11 +90,12 @@ def cmd_witness_serve(args: argparse.Namespace) -> int:
 
 def cmd_witnesses(args: argparse.Namespace, settings_of: SettingsOf) -> int:
     """The log's view of its witnesses: acknowledged size, newest cosignature, last error."""
-    from ledger.cosigning import cosigning_status, load_policy
+    from ledger.cosigning import cosigning_status
+    from ledger.policy_file import read_policy_if_present
     from ledger.service import open_ledger
 
     settings = settings_of(args)
-    policy = load_policy(settings.policy_path)
+    policy = read_policy_if_present(settings.policy_path)
     ledger = open_ledger(settings)
     try:
         status = cosigning_status(ledger, policy)

@@ -30,6 +30,7 @@ from ledger.core.cosignature import Cosignature, cosignature_key_hash
 from ledger.core.policy import PolicyWitness, TrustPolicy
 from ledger.errors import ConfigurationError, InvalidRequest, InvalidSignature, LedgerError
 from ledger.log import Ledger, now_us
+from ledger.policy_file import read_policy_if_present
 from ledger.store import StoredCheckpoint
 from ledger.witness.protocol import add_checkpoint_body
 
@@ -94,16 +95,6 @@ class WitnessOutcome:
     cosigned: tuple[int, ...]
     acknowledged_size: int | None
     error: str | None
-
-
-def load_policy(path: Path) -> TrustPolicy | None:
-    """The trust policy at ``path`` (None: there is none)."""
-    try:
-        return TrustPolicy.from_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise ConfigurationError(f"cannot read the trust policy {path}: {e}") from e
 
 
 def add_checkpoint_url(witness: PolicyWitness) -> str:
@@ -340,7 +331,7 @@ def schedule_cosigning(
     or dead witness delays only cosignatures. A bad policy is logged and leaves cosigning off.
     """
     try:
-        policy = load_policy(policy_path)
+        policy = read_policy_if_present(policy_path)
         cosigner = None if policy is None else Cosigner(ledger, policy)
     except ConfigurationError as e:
         _logger.error("witness cosigning is off", extra={"error": e.diagnostics()})

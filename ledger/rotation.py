@@ -32,32 +32,15 @@ from pathlib import Path
 from ledger.core.crypto import Sm2PrivateKey, Sm2PublicKey
 from ledger.core.policy import PolicyChain, TrustPolicy, new_policy
 from ledger.errors import ConfigurationError, Conflict
-from ledger.keyfiles import KeyFiles, KeyPurpose, fsync_dir, write_private_file
+from ledger.keyfiles import KeyFiles, KeyPurpose, fsync_dir
 from ledger.keys import load_log_key, log_key_document
 from ledger.log import Ledger
+from ledger.policy_file import read_policy_if_present, write_policy
 from ledger.settings import Settings
 
 _logger = logging.getLogger(__name__)
 RETIRED_DIR = "retired-log-keys"
 _PENDING_SUFFIX = ".next"
-
-
-def load_policy(path: Path) -> TrustPolicy | None:
-    """The deployment's trust policy, or None when ``path`` does not exist."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise ConfigurationError(f"cannot read the trust policy {path}: {e}") from e
-    return TrustPolicy.from_json(text)
-
-
-def write_policy(path: Path, policy: TrustPolicy) -> None:
-    """Publish ``policy`` at ``path`` atomically (mode 0644: a policy is public)."""
-    write_private_file(path, policy.to_json().encode(), replace=True)
-    os.chmod(path, 0o644)
-    fsync_dir(path.parent)
 
 
 def _stamp(path: Path) -> bytes | None:
@@ -96,7 +79,7 @@ class LogKeyRing:
         if stamps == self._stamps and self._key is not None:
             return
         key = load_log_key(self._key_path, self._files)
-        policy = load_policy(self._policy_path)
+        policy = read_policy_if_present(self._policy_path)
         if self._key is not None and key.public_key() != self._key.public_key():
             _logger.warning(
                 "log key changed on disk; signing with the new key",
@@ -188,7 +171,7 @@ def finish_pending_rotation(settings: Settings, files: KeyFiles) -> bool:
     if not pending.exists():
         return False
     key = load_log_key(pending, files)
-    policy = load_policy(settings.policy_path)
+    policy = read_policy_if_present(settings.policy_path)
     entry = policy.log_key_entry(key.public_key()) if policy is not None else None
     if entry is not None and entry.until_size is None and not entry.revoked:
         os.replace(pending, settings.log_key_path)
@@ -211,7 +194,7 @@ def rotate_log_key(settings: Settings, files: KeyFiles, ledger: Ledger) -> Rotat
             raise Conflict("another process is issuing a checkpoint; retry", reason="checkpoint-busy")
         at_size = int(ledger.store.state().size)
         old = load_log_key(settings.log_key_path, files)
-        policy = load_policy(settings.policy_path)
+        policy = read_policy_if_present(settings.policy_path)
         created_policy = policy is None
         if policy is None:
             policy = initial_policy(settings, old.public_key())
@@ -253,8 +236,6 @@ __all__ = [
     "create_log_key_at",
     "finish_pending_rotation",
     "initial_policy",
-    "load_policy",
     "retired_key_path",
     "rotate_log_key",
-    "write_policy",
 ]

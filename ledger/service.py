@@ -7,8 +7,6 @@ the policy does not name, so what the service does and what verifiers pin are on
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +18,7 @@ from ledger.errors import ConfigurationError
 from ledger.keyfiles import KeyFiles, KeyPurpose
 from ledger.keys import create_log_key, create_secret, load_log_key, load_secret, parse_log_key
 from ledger.log import Ledger
+from ledger.policy_file import read_policy, write_policy
 from ledger.rotation import LogKeyRing, finish_pending_rotation
 from ledger.settings import Settings
 from ledger.store import LogStore, make_engine
@@ -108,7 +107,7 @@ def init_deployment(settings: Settings) -> InitResult:
             log_key=key.public_key(),
             chain=policy_chain(settings.chain_config()),
         )
-        save_policy(policy, settings.policy_path)
+        write_policy(settings.policy_path, policy)
     return InitResult(
         key.public_key(),
         created_key,
@@ -132,35 +131,6 @@ def policy_chain(config: ChainConfig | None) -> PolicyChain | None:
     )
 
 
-def load_policy(path: Path) -> TrustPolicy:
-    """Read a trust policy file; :class:`ConfigurationError` if it is missing or invalid."""
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError as e:
-        raise ConfigurationError(
-            f"no trust policy at {path}; run `trustledger init` to write this deployment's policy"
-        ) from e
-    except OSError as e:
-        raise ConfigurationError(f"cannot read the trust policy {path}: {e}") from e
-    return TrustPolicy.from_json(text)
-
-
-def save_policy(policy: TrustPolicy, path: Path) -> None:
-    """Write ``policy`` to ``path`` atomically (a reader sees the old or the new file, never half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(policy.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # a public document
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def record_chain_in_policy(settings: Settings, config: ChainConfig) -> TrustPolicy | None:
     """After a registry deployment: the next policy revision naming it (None: no policy yet).
 
@@ -170,7 +140,7 @@ def record_chain_in_policy(settings: Settings, config: ChainConfig) -> TrustPoli
     """
     if not settings.policy_path.exists():
         return None  # init writes it, from this chain
-    policy = load_policy(settings.policy_path)
+    policy = read_policy(settings.policy_path)
     chain = policy.chain
     updated: PolicyChain | None
     if chain is not None and chain.chain_id == config.chain_id:
@@ -183,7 +153,7 @@ def record_chain_in_policy(settings: Settings, config: ChainConfig) -> TrustPoli
         updated = policy_chain(config)
     revised = policy.model_copy(update={"serial": policy.serial + 1, "chain": updated})
     revised = TrustPolicy.from_json(revised.model_dump_json())  # validated as a whole
-    save_policy(revised, settings.policy_path)
+    write_policy(settings.policy_path, revised)
     return revised
 
 
@@ -270,7 +240,7 @@ def open_anchorer(ledger: Ledger, settings: Settings) -> Anchorer | None:
     config = settings.chain_config()
     if config is None:
         return None
-    trust = load_policy(settings.policy_path)
+    trust = read_policy(settings.policy_path)
     check_policy(
         trust,
         origin=ledger.origin,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import SettingsDep
 from ledger.errors import NotFound
-from ledger.service import load_policy
+from ledger.policy_file import read_policy
 
 router = APIRouter(tags=["log"])
 
@@ -25,7 +25,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 def _policy_response(settings: SettingsDep) -> Response:
     if not settings.policy_path.exists():
         raise NotFound("this deployment has no trust policy (run `trustledger init`)", reason="no-policy")
-    policy = load_policy(settings.policy_path)
+    policy = read_policy(settings.policy_path)
     return Response(
         policy.to_json(),
         media_type="application/json",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ledger.core.crypto import HashAlgorithm
 from ledger.core.policy import TrustPolicy, new_policy
-from ledger.service import save_policy
+from ledger.policy_file import write_policy
 from tests.api.conftest import Api
 
 PATHS = ("/.well-known/trustledger/policy.json", "/v1/log/policy")
@@ -18,7 +18,7 @@ def test_policy_is_served_with_its_fingerprint(api: Api) -> None:
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["reason"] == "no-policy"
     policy = new_policy(origin=api.ledger.origin, hash_alg=HashAlgorithm.SM3, log_key=api.ledger.public_key)
-    save_policy(policy, settings.policy_path)
+    write_policy(settings.policy_path, policy)
     for path in PATHS:
         response = api.client.get(path)  # no key needed: it is public
         assert response.status_code == 200, path

@@ -18,13 +18,12 @@ from ledger.chain.config import ChainBackend, ChainConfig
 from ledger.core.crypto import Sm2PrivateKey
 from ledger.core.policy import TrustPolicy
 from ledger.errors import ConfigurationError
+from ledger.policy_file import read_policy, write_policy
 from ledger.service import (
     init_deployment,
-    load_policy,
     open_anchorer,
     open_ledger,
     record_chain_in_policy,
-    save_policy,
 )
 from ledger.settings import Settings
 
@@ -42,12 +41,13 @@ def _copy(source: Path, target: Path) -> Settings:
     for path in source.iterdir():
         if path.is_file():
             (target / path.name).write_bytes(path.read_bytes())
-    return Settings(data_dir=target)
+    # The development KEK lives beside the data dir, so a copy of the directory needs it named.
+    return Settings(data_dir=target, kek_file=source.with_name(source.name + ".kek"))
 
 
 def test_init_writes_the_policy_from_the_deployment(initialised: Path) -> None:
     settings = Settings(data_dir=initialised)
-    policy = load_policy(settings.policy_path)
+    policy = read_policy(settings.policy_path)
     config = settings.chain_config()
     assert config is not None and policy.chain is not None
     ledger = open_ledger(settings)
@@ -87,9 +87,9 @@ def test_anchorer_refuses_a_chain_the_policy_does_not_name(initialised: Path, tm
 
 def test_anchorer_refuses_a_policy_for_another_log_or_key(initialised: Path, tmp_path: Path) -> None:
     settings = _copy(initialised, tmp_path)
-    policy = load_policy(settings.policy_path)
+    policy = read_policy(settings.policy_path)
     log = policy.log.model_copy(update={"origin": "other.example/log"})
-    save_policy(policy.model_copy(update={"log": log}), settings.policy_path)
+    write_policy(settings.policy_path, policy.model_copy(update={"log": log}))
     _refused(settings, "is for log")
     stranger = Sm2PrivateKey.generate().public_key()
     rotated = policy.with_rotated_log_key(stranger, at_size=0)  # the key in use retires at size 1
@@ -98,23 +98,20 @@ def test_anchorer_refuses_a_policy_for_another_log_or_key(initialised: Path, tmp
 
     notarize(ledger, 2)
     ledger.store.engine.dispose()
-    save_policy(rotated, settings.policy_path)
+    write_policy(settings.policy_path, rotated)
     _refused(settings, "not valid at size 2")
     revoked = policy.log.keys[0].model_copy(update={"revoked": True})
-    save_policy(
-        TrustPolicy.from_json(
-            policy.model_copy(
-                update={"log": policy.log.model_copy(update={"keys": (revoked,)})}
-            ).model_dump_json()
-        ),
+    revoked_log = policy.log.model_copy(update={"keys": (revoked,)})
+    write_policy(
         settings.policy_path,
+        TrustPolicy.from_json(policy.model_copy(update={"log": revoked_log}).model_dump_json()),
     )
     _refused(settings, "revoked")
 
 
 def test_a_deployed_registry_becomes_the_next_policy_revision(initialised: Path, tmp_path: Path) -> None:
     settings = _copy(initialised, tmp_path)
-    before = load_policy(settings.policy_path)
+    before = read_policy(settings.policy_path)
     assert before.chain is not None
     same_chain = ChainConfig(
         backend=ChainBackend.RPC,
@@ -127,7 +124,7 @@ def test_a_deployed_registry_becomes_the_next_policy_revision(initialised: Path,
     assert revised.chain is not None
     assert revised.chain.registries == (*before.chain.registries, same_chain.registry_address)
     assert revised.chain.rpc_urls == ("http://127.0.0.1:8545",)
-    assert load_policy(settings.policy_path) == revised
+    assert read_policy(settings.policy_path) == revised
     assert record_chain_in_policy(settings, same_chain) == revised  # nothing new: not rewritten
     other_chain = same_chain.model_copy(update={"chain_id": 31337})
     moved = record_chain_in_policy(settings, other_chain)

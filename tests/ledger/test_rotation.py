@@ -13,12 +13,13 @@ from ledger.audit import audit_log
 from ledger.core.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from ledger.core.crypto import Sm2PrivateKey, Sm2PublicKey
 from ledger.core.policy import TrustPolicy
-from ledger.core.receipt import Receipt, ReceiptVerification, verify_receipt
+from ledger.core.receipt import Receipt, verify_receipt
 from ledger.errors import ConfigurationError, InvalidReceipt
 from ledger.keyfiles import KeyFiles, KeyPurpose
 from ledger.keys import load_log_key
 from ledger.log import Ledger
-from ledger.rotation import finish_pending_rotation, load_policy, retired_key_path, rotate_log_key
+from ledger.policy_file import read_policy_if_present
+from ledger.rotation import finish_pending_rotation, retired_key_path, rotate_log_key
 from ledger.service import init_deployment, open_ledger
 from ledger.settings import Settings
 from tests.ledger.test_log import submission
@@ -46,17 +47,10 @@ def fresh(receipt: Receipt) -> Receipt:
     return Receipt.from_json(receipt.to_json())
 
 
-def verify_with_policy(receipt: Receipt, policy: TrustPolicy) -> tuple[Sm2PublicKey, ReceiptVerification]:
-    """Verify against the policy: the key pinned is the one the policy allows for the receipt's size."""
-    allowed = policy.log_keys_for(receipt.inclusion.tree_size)
-    errors = []
-    for entry in allowed:
-        try:
-            return entry.key(), verify_receipt(receipt, trusted_key=entry.key())
-        except InvalidReceipt as e:
-            errors.append(e)
-    size = receipt.inclusion.tree_size
-    raise AssertionError(f"no key the policy allows for size {size} verifies: {errors}")
+def verify_with_policy(receipt: Receipt, policy: TrustPolicy) -> Sm2PublicKey:
+    """Verify against the policy (its key for the receipt's size); the key that verified."""
+    result = verify_receipt(receipt, policy=policy)
+    return next(k.key() for k in policy.log.keys if k.key_id == result.log_key_id)
 
 
 def test_rotation_keeps_old_receipts_valid_and_signs_new_checkpoints_with_the_new_key(
@@ -69,8 +63,9 @@ def test_rotation_keeps_old_receipts_valid_and_signs_new_checkpoints_with_the_ne
     old_key = ledger.public_key
     old_private = load_log_key(settings.log_key_path, files)
 
-    # No policy.json yet: rotation creates one from the current key, then rotates.
-    assert not settings.policy_path.exists()
+    # No policy.json (init wrote one; an older deployment has none): rotation creates one from the
+    # current key, then rotates.
+    settings.policy_path.unlink()
     result = rotate_log_key(settings, files, ledger)
     at_size = result.at_size
     assert result.created_policy and at_size == ledger.current_size()
@@ -94,18 +89,18 @@ def test_rotation_keeps_old_receipts_valid_and_signs_new_checkpoints_with_the_ne
     assert signed.signature_of(settings.log_origin, old_key) is None
     assert r2.log.key_id == new_key.key_id()
 
-    policy = load_policy(settings.policy_path)
+    policy = read_policy_if_present(settings.policy_path)
     assert policy is not None and policy.serial == 2
     # Both keys may sign exactly the size at the rotation (R1's); only the new one any later size.
     assert r1.inclusion.tree_size == at_size
     assert old_key.key_id() in [k.key_id for k in policy.log_keys_for(r1.inclusion.tree_size)]
     assert new_key.key_id() in [k.key_id for k in policy.log_keys_for(r2.inclusion.tree_size)]
     assert old_key.key_id() not in [k.key_id for k in policy.log_keys_for(r2.inclusion.tree_size)]
-    used, _ = verify_with_policy(r1, policy)
+    used = verify_with_policy(r1, policy)
     assert used == old_key
-    used, _ = verify_with_policy(again, policy)
+    used = verify_with_policy(again, policy)
     assert used == old_key
-    used, _ = verify_with_policy(r2, policy)
+    used = verify_with_policy(r2, policy)
     assert used == new_key
     with pytest.raises(InvalidReceipt) as error:
         verify_receipt(r1, trusted_key=new_key)  # R1 does not verify against the new key alone
@@ -159,7 +154,7 @@ def test_a_running_service_never_signs_a_size_the_policy_denies_its_key(
     issued = ledger.issue_checkpoint()
     assert issued is not None
     assert SignedCheckpoint.from_text(issued.note).signature_of(settings.log_origin, result.new_key)
-    policy = load_policy(settings.policy_path)
+    policy = read_policy_if_present(settings.policy_path)
     assert policy is not None and audit_log(ledger, policy=policy).ok
 
 
