@@ -22,6 +22,7 @@ from ledger.cosigning import (
     cosigning_status,
     schedule_cosigning,
 )
+from ledger.errors import InvalidReceipt
 from ledger.log import Ledger, Submission
 from ledger.witness.protocol import add_checkpoint_body
 from tests.ledger.witness.support import ORIGIN, InProcessPost, Node, RefLog, policy_for, start_node
@@ -78,6 +79,12 @@ def test_receipts_carry_both_cosignatures_and_verify(
     receipt = ledger.receipt(ids[2])
     _check_cosigned(receipt.checkpoint, policy, log_key)
     assert verify_receipt(receipt, trusted_key=log_key.public_key()).tree_size == 5
+    assert verify_receipt(receipt, policy=policy).tree_size == 5  # the policy's quorum of 2 is met
+    note = SignedCheckpoint.from_text(receipt.checkpoint)
+    one_short = receipt.model_copy(update={"checkpoint": note.only(*note.signatures[:2]).to_text()})
+    with pytest.raises(InvalidReceipt) as refused:
+        verify_receipt(one_short, policy=policy)
+    assert (refused.value.step, refused.value.reason) == ("witness", "witness-quorum")
     # What is stored (and anchored) is the log's note alone.
     stored = ledger.store.latest_checkpoint()
     assert stored is not None and len(SignedCheckpoint.from_text(stored.note).signatures) == 1
