@@ -22,6 +22,7 @@ from typing import Any
 from ledger.core.cosignature import cosignature_key_hash
 from ledger.core.policy import TrustPolicy
 from ledger.errors import ConfigurationError
+from ledger.keyfiles import KeyFiles
 from ledger.settings import Settings
 from ledger.witness.keyfile import KEY_FILE, create_witness_key, load_witness_key
 
@@ -40,10 +41,15 @@ def _policy(path: str) -> TrustPolicy:
         raise ConfigurationError(f"cannot read the trust policy {path}: {e}") from e
 
 
+def _key_files(args: argparse.Namespace, *, create_kek: bool = False) -> KeyFiles:
+    """The witness's key-encryption key: TRUSTLEDGER_KEK(_FILE), or in development ``<data dir>.kek``."""
+    return KeyFiles.for_settings(Settings(data_dir=Path(args.data_dir)), create_kek=create_kek)
+
+
 def cmd_witness_init(args: argparse.Namespace) -> int:
     """Create the witness key."""
     path = Path(args.data_dir) / KEY_FILE
-    key = create_witness_key(path, args.name)
+    key = create_witness_key(path, args.name, _key_files(args, create_kek=True))
     _out(f"witness key: {path} (created)")
     _out(f"name:        {args.name}")
     _out(f"public key:  {key.public_key().hex()}")
@@ -52,7 +58,7 @@ def cmd_witness_init(args: argparse.Namespace) -> int:
 
 def cmd_witness_public_key(args: argparse.Namespace) -> int:
     """Print the witness's entry for a trust policy (name, public key, url)."""
-    name, key = load_witness_key(Path(args.data_dir) / KEY_FILE)
+    name, key = load_witness_key(Path(args.data_dir) / KEY_FILE, _key_files(args))
     entry: dict[str, Any] = {"name": name, "public_key": key.public_key().hex(), "url": args.url}
     _out(json.dumps(entry, indent=2))
     sys.stderr.write(f"key hash {cosignature_key_hash(name, key.public_key()).hex()}\n")
@@ -68,7 +74,7 @@ def cmd_witness_serve(args: argparse.Namespace) -> int:
     from ledger.witness.storage import WitnessStore
 
     data_dir = Path(args.data_dir)
-    name, key = load_witness_key(data_dir / KEY_FILE)
+    name, key = load_witness_key(data_dir / KEY_FILE, _key_files(args))
     policies = [_policy(p) for p in args.policy]
     store = WitnessStore(data_dir / STATE_FILE)
     witness = Witness(name, key, policies, store)

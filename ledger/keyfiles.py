@@ -81,6 +81,7 @@ class KeyPurpose(StrEnum):
     SUBJECT_SECRET = "subject-secret"
     CREDIT_MASTER = "credit-master"
     CHAIN_KEY_PASSWORD = "chain-key-password"
+    WITNESS_KEY = "witness-key"
 
 
 def parse_kek(text: str, *, where: str) -> bytes:

@@ -35,11 +35,14 @@ def test_init_public_key_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0 and "court.example/w" in out
     key_file = data / KEY_FILE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    name, key = load_witness_key(key_file)
+    assert b"private_key" not in key_file.read_bytes()  # sealed under the KEK beside the data dir
+    files = KeyFiles.for_settings(Settings(data_dir=data))
+    assert files.is_sealed(key_file)
+    name, key = load_witness_key(key_file, files)
     assert name == "court.example/w"
     code, _, err = run(capsys, "witness", "init", "--data-dir", str(data), "--name", "court.example/w")
     assert code == 3 and "refusing to replace" in err
-    assert key_file.read_text().count(key.to_hex()) == 1  # the key was not replaced
+    assert load_witness_key(key_file, files)[1] == key  # the key was not replaced
     code, _, err = run(capsys, "witness", "init", "--data-dir", str(tmp_path / "x"), "--name", "bad name")
     assert code == 2 and "witness name" in err
 
