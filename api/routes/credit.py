@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import (
@@ -33,6 +33,7 @@ from ledger.errors import Forbidden, InvalidRequest
 
 router = APIRouter(prefix="/v1/credit", tags=["credit"])
 _HEX64 = r"^[0-9a-f]{64}$"
+_Id = Annotated[str, Path(min_length=1, max_length=128)]  # case ids, event ids, list names, versions
 
 
 class _In(BaseModel):
@@ -171,7 +172,7 @@ def source_objections(credit: CreditDep, client: SourceDep) -> dict[str, Any]:
 
 
 @router.post("/objections/{case_id}/answer", summary="Answer an objection (sources)")
-def answer_objection(case_id: str, body: AnswerIn, credit: CreditDep, client: SourceDep) -> dict[str, Any]:
+def answer_objection(case_id: _Id, body: AnswerIn, credit: CreditDep, client: SourceDep) -> dict[str, Any]:
     """Uphold, correct (a compensating event, never an edit) or declare unverifiable."""
     return credit.answer_objection(
         case_id,
@@ -193,7 +194,7 @@ def pending_repairs(credit: CreditDep, client: OfficerOrSourceDep) -> dict[str, 
 
 @router.post("/repairs/{case_id}/decision", summary="Decide a repair application")
 def decide_repair(
-    case_id: str, body: DecisionIn, credit: CreditDep, client: OfficerOrSourceDep
+    case_id: _Id, body: DecisionIn, credit: CreditDep, client: OfficerOrSourceDep
 ) -> dict[str, Any]:
     """Approve (the event stops counting today) or reject, naming the person who decided."""
     case = credit.case(case_id)
@@ -262,7 +263,7 @@ def my_events(credit: CreditDep, citizen: CitizenDep) -> dict[str, Any]:
 
 
 @router.get("/me/events/{event_id}/receipt", summary="The receipt of one of my events")
-def my_event_receipt(event_id: str, credit: CreditDep, ledger: LedgerDep, citizen: CitizenDep) -> Receipt:
+def my_event_receipt(event_id: _Id, credit: CreditDep, ledger: LedgerDep, citizen: CitizenDep) -> Receipt:
     """The ledger receipt of the event's ``credit_event`` record: verify it offline."""
     return ledger.receipt(credit.event_record(citizen.subject_ref, event_id))
 
@@ -304,13 +305,13 @@ def list_cases(credit: CreditDep, _client: OfficerDep) -> dict[str, Any]:
 
 
 @router.post("/list-cases/{case_id}/decision", summary="Confirm or reject a list change")
-def decide_list_case(case_id: str, body: DecisionIn, credit: CreditDep, client: OfficerDep) -> dict[str, Any]:
+def decide_list_case(case_id: _Id, body: DecisionIn, credit: CreditDep, client: OfficerDep) -> dict[str, Any]:
     """A person, not the engine, confirms any change of list status."""
     return credit.decide_list_case(case_id, f"{client.name}/{body.decided_by}", body.approve, note=body.note)
 
 
 @router.post("/lists/{list_name}/snapshots", status_code=status.HTTP_201_CREATED, summary="Publish a list")
-def publish_snapshot(list_name: str, credit: CreditDep, client: OfficerDep) -> dict[str, Any]:
+def publish_snapshot(list_name: _Id, credit: CreditDep, client: OfficerDep) -> dict[str, Any]:
     """Publish the list as of today: a ``credit_list`` record with the Merkle root of its members."""
     return credit.publish_list_snapshot(list_name, by=client.name)
 
@@ -319,7 +320,7 @@ def publish_snapshot(list_name: str, credit: CreditDep, client: OfficerDep) -> d
 
 
 @router.get("/lists/{list_name}/snapshots", summary="Published snapshots of a list")
-def snapshots(list_name: str, credit: CreditDep, _client: AuditorDep) -> dict[str, Any]:
+def snapshots(list_name: _Id, credit: CreditDep, _client: AuditorDep) -> dict[str, Any]:
     """Snapshots, newest first: date, size, Merkle root and ledger record."""
     data = credit.list_snapshots(list_name)
     return {"data": data, "count": len(data)}
@@ -327,7 +328,7 @@ def snapshots(list_name: str, credit: CreditDep, _client: AuditorDep) -> dict[st
 
 @router.get("/lists/snapshots/{seq}/proof", summary="Was a subject on a published list?")
 def snapshot_proof(
-    seq: int,
+    seq: Annotated[int, Path(ge=0, le=2**63 - 1)],
     credit: CreditDep,
     client: AuditorDep,
     subject_ref: Annotated[str, Query(pattern=_HEX64)],
@@ -343,7 +344,7 @@ def snapshot_proof(
 
 @router.get("/subjects/{subject_ref}", summary="A subject's credit data (auditors)")
 def subject_data(
-    subject_ref: str,
+    subject_ref: Annotated[str, Path(max_length=64)],
     credit: CreditDep,
     client: AuditorDep,
     purpose: Annotated[str, Query(min_length=1, max_length=200)],
@@ -383,7 +384,7 @@ def rulebooks(credit: CreditDep) -> dict[str, Any]:
 
 
 @router.get("/rulebooks/{version}", summary="One rulebook version, canonical")
-def rulebook(version: str, credit: CreditDep) -> Response:
+def rulebook(version: _Id, credit: CreditDep) -> Response:
     """The rulebook as RFC 8785 canonical JSON: hash it with SM3 to check it against its record."""
     return Response(credit.rulebook(version).canonical_json(), media_type="application/json")
 
