@@ -164,8 +164,12 @@ class Gate:
         await self.app(scope, _replay(body, receive), send)
 
     async def _authenticate(self, scope: Scope, address: str, headers: dict[str, str]) -> Client:
-        """The caller named by its API key; every failure costs a token of the failures bucket."""
-        self._check_failures(address)
+        """The caller named by its API key; every failure costs a token of the failures bucket.
+
+        An address that has failed too often is refused (429) before its key is looked up, so
+        guessing gets no answer at all; a key seen valid in the last seconds (the client cache)
+        still passes, so systems sharing an address with an attacker keep working.
+        """
         try:
             authorization = headers.get("authorization")
             if authorization is not None and len(authorization) > _MAX_AUTHORIZATION_CHARS:
@@ -173,14 +177,16 @@ class Gate:
             key = api_key_of(authorization, headers.get("x-api-key"))
             state = scope["app"].state
             client = cached_client(state.client_cache, key)
-            if client is None:
-                client = await run_in_threadpool(find_client, state.ledger, state.client_cache, key)
+            if client is not None:
+                return client
+            self._check_failures(address)
+            return await run_in_threadpool(find_client, state.ledger, state.client_cache, key)
         except Unauthorized as e:
+            self._check_failures(address)
             self._failures.take(address)
             raise _Refused.of(e) from e
         except LedgerError as e:  # the database is down: 503, not the caller's fault
             raise _Refused.of(e) from e
-        return client
 
     def _check_failures(self, address: str) -> None:
         if not self.settings.rate_limit_enabled:
