@@ -260,16 +260,21 @@ def test_upload_parameters_are_checked_like_the_json_route(deployment: Deploymen
         def upload(**params: str) -> httpx.Response:
             return client.post("/v1/records/upload", params=params, content=b"file", headers=auth)
 
-        assert assert_problem(upload(kind="evidence", subject_id=""), 400)["reason"] == "invalid-subject"
-        assert assert_problem(upload(kind="evidence", subject_id=" "), 400)["reason"] == "invalid-subject"
-        assert assert_problem(upload(kind="evidence", subject_id="1" * 65), 422)["reason"] == "validation-error"
-        # Credit kinds are written only by the credit service, on every intake route.
-        assert assert_problem(upload(kind="credit_event"), 422)["reason"] == "validation-error"
-        # A seal needs both its parts; metadata must be a JSON object, and not a deep one.
-        assert assert_problem(upload(kind="evidence", seal_key_id="k1"), 422)["reason"] == "validation-error"
-        assert assert_problem(upload(kind="evidence", metadata="[1]"), 422)["reason"] == "validation-error"
-        assert assert_problem(upload(kind="evidence", metadata="[" * 5000), 400)["reason"] == "json-too-deep"
-        assert assert_problem(upload(kind="evidence", metadata="1" * 5000), 400)["reason"] == "invalid-metadata"
+        refused: list[tuple[dict[str, str], int, str]] = [
+            ({"subject_id": ""}, 400, "invalid-subject"),
+            ({"subject_id": " "}, 400, "invalid-subject"),
+            ({"subject_id": "1" * 65}, 422, "validation-error"),
+            # Credit kinds are written only by the credit service, on every intake route.
+            ({"kind": "credit_event"}, 422, "validation-error"),
+            # A seal needs both its parts; metadata must be a JSON object, and not a deep one.
+            ({"seal_key_id": "k1"}, 422, "validation-error"),
+            ({"metadata": "[1]"}, 422, "validation-error"),
+            ({"metadata": "[" * 5000}, 400, "json-too-deep"),
+            ({"metadata": "1" * 5000}, 400, "invalid-metadata"),
+        ]
+        for params, status, reason in refused:
+            response = upload(**({"kind": "evidence"} | params))
+            assert assert_problem(response, status)["reason"] == reason, params
 
 
 # --- afterwards -------------------------------------------------------------------------------------------
