@@ -1,12 +1,15 @@
-"""A real ``trustledger serve`` per test module, with a key per role and a ledger that has data.
+"""One real ``trustledger serve`` for the hostile suite, with a key per role and some data.
 
-Each module starts its own service (``deployment`` below, module scope) so the attacks run against
-the process a city would run, over a real socket; the helpers count every row a failed request
-must not have written, and run ``trustledger audit`` and ``trustledger credit replay --all``.
+The attacks run against the process a city would run, over a real socket, with the default rate
+limits. Each test that must not be throttled by another's failed authentications sends from its own
+loopback address (all of 127.0.0.0/8 reaches the service, and the service limits per address), as
+distinct attackers would. The helpers count every row a failed request must not have written, and
+run ``trustledger audit`` and ``trustledger credit replay --all``.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -45,6 +48,13 @@ COUNTED_TABLES = (
     "credit_rulebook",
 )
 ELDER = "11010519491231002X"  # a valid resident ID (the example of CREDIT-RULES.md)
+_HOSTS = itertools.count(1)
+
+
+def new_address() -> str:
+    """A loopback address no other test of this session sends from."""
+    n = next(_HOSTS)
+    return f"127.0.{n // 250 + 1}.{n % 250 + 1}"
 
 
 @dataclass
@@ -63,8 +73,10 @@ class Deployment:
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, trust_env=False, **kwargs)
+    def client(self, address: str | None = None) -> httpx.Client:
+        """An HTTP client sending from ``address`` (default: a fresh loopback address)."""
+        transport = httpx.HTTPTransport(local_address=address or new_address())
+        return httpx.Client(base_url=self.url, timeout=30, trust_env=False, transport=transport)
 
     def counts(self) -> dict[str, int]:
         """Rows per table that a request may write (read while the service runs)."""
@@ -80,16 +92,27 @@ class Deployment:
         finally:
             engine.dispose()
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``trustledger ARGS`` on this deployment's data, as an operator would run it."""
-        return subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+    def cli(self, *commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
+        """Run ``trustledger COMMAND`` for each command on this deployment's data, as an operator
+        would, side by side (each spends seconds importing)."""
+        running = [
+            (
+                command,
+                subprocess.Popen(
+                    [sys.executable, "-m", "api.cli", *command],
+                    env=self.env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+            for command in commands
+        ]
+        done = []
+        for command, process in running:
+            out, err = process.communicate(timeout=300)
+            done.append(subprocess.CompletedProcess(command, process.returncode, out, err))
+        return done
 
     def assert_healthy(self) -> None:
         """The process still runs and answers."""
@@ -117,13 +140,12 @@ def start_deployment(tmp: Path, **settings: str) -> Deployment:
         TRUSTLEDGER_DATA_DIR=str(data_dir),
         TRUSTLEDGER_CHECKPOINT_INTERVAL_S="0.5",
         TRUSTLEDGER_SEQUENCER_MAX_AGE_S="0.05",
-        TRUSTLEDGER_ANCHOR_INTERVAL_S="3600",
-        TRUSTLEDGER_ANCHOR_MIN_ENTRIES="1000000",
+        TRUSTLEDGER_CHAIN_BACKEND="none",
         **{f"TRUSTLEDGER_{name.upper()}": value for name, value in settings.items()},
     )
-    # The default embedded chain, as `trustledger init` sets up: its libraries (py_ecc, eth) raise
-    # the interpreter's recursion limit, which is what turned deep JSON into a crash.
-    config = Settings(data_dir=data_dir)
+    # No chain: deploying the embedded one takes ~10 s. The service imports the chain libraries
+    # anyway (py_ecc and eth raise the recursion limit at import, what made deep JSON fatal).
+    config = Settings(data_dir=data_dir, chain_backend="none")
     init_deployment(config)
     keys = {}
     ledger = open_ledger(config)
@@ -136,17 +158,14 @@ def start_deployment(tmp: Path, **settings: str) -> Deployment:
     return Deployment(Service(env), env, data_dir, keys)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """A service with generous failed-authentication limits (the attacks send many keyless
-    requests) and small body limits (so over-limit bodies are quick to send); it holds one
-    notarized record and one credit event (so audit and replay have something to check)."""
+    """The service (default rate limits, small body limits so that over-limit bodies are quick
+    to send), holding one notarized record and one credit event for audit and replay to check."""
     deployed = start_deployment(
         tmp_path_factory.mktemp("hostile"),
         MAX_JSON_BODY_BYTES=str(2 * 1024 * 1024),
         MAX_UPLOAD_BYTES=str(4 * 1024 * 1024),
-        RATE_LIMIT_AUTH_FAILURES_BURST="100000",
-        RATE_LIMIT_ADDRESS_BURST="100000",
     )
     try:
         with deployed.client() as client:
