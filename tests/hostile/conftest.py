@@ -161,7 +161,10 @@ def start_deployment(tmp: Path, **settings: str) -> Deployment:
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """The service (default rate limits, small body limits so that over-limit bodies are quick
-    to send), holding one notarized record and one credit event for audit and replay to check."""
+    to send), holding one notarized record and one credit event for audit and replay to check.
+
+    When the session ends, ``trustledger audit`` and ``trustledger credit replay --all`` must
+    exit 0 on its data."""
     deployed = start_deployment(
         tmp_path_factory.mktemp("hostile"),
         MAX_JSON_BODY_BYTES=str(2 * 1024 * 1024),
@@ -183,5 +186,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             )
             assert submitted.status_code == 201, submitted.text
         yield deployed
+        # After every attack of the session: the service is up, and the log and the credit
+        # history are intact (an error here fails the run, reported at the last test's teardown).
+        deployed.assert_healthy()
+        audit, replay = deployed.cli(["audit"], ["credit", "replay", "--all"])
+        assert audit.returncode == 0, f"trustledger audit after the attacks: {audit.stdout}{audit.stderr}"
+        assert replay.returncode == 0, (
+            f"credit replay --all after the attacks: {replay.stdout}{replay.stderr}"
+        )
     finally:
         deployed.service.stop()
