@@ -21,7 +21,9 @@ from ledger.errors import InvalidRequest, PayloadTooLarge
 from ledger.log import Accepted, Ledger, Submission
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
-_MAX_METADATA_QUERY = 4 * MAX_METADATA_BYTES  # canonical metadata is at most MAX_METADATA_BYTES
+# Canonical metadata is at most MAX_METADATA_BYTES; percent-encoded, this many characters stay
+# under what the HTTP server accepts in a request head (~100 KB; beyond, it drops the connection).
+_MAX_METADATA_QUERY = MAX_METADATA_BYTES
 RecordId = Annotated[str, Path(min_length=1, max_length=64, description="the id returned at intake")]
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad input (problem+json)"},

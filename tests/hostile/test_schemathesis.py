@@ -11,6 +11,7 @@ without a valid ID token (no identity provider is configured here): they must re
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from ledger.settings import Settings
 from tests.hostile.conftest import Deployment, new_address
 
 pytestmark = pytest.mark.slow
-EXAMPLES = 5
+EXAMPLES = int(os.environ.get("TRUSTLEDGER_FUZZ_EXAMPLES", "5"))  # more for a longer hunt
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 
 
