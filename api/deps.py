@@ -22,7 +22,8 @@ from ledger.settings import Settings
 
 _CLIENT_CACHE_S = 10.0
 _CLIENT_CACHE_MAX = 10_000
-_MAX_KEY_CHARS = 512  # ours are 43; longer ones are not hashed at all
+_MAX_KEY_CHARS = 512  # ours are 47; longer ones are not hashed at all
+MAX_AUTHORIZATION_CHARS = 16 * 1024  # an API key or an OpenID Connect ID token
 CLIENT_SCOPE_KEY = "trustledger.client"  # the ASGI scope entry where the gate leaves the caller
 
 
@@ -121,8 +122,8 @@ def find_client(ledger: Ledger, cache: dict[bytes, tuple[float, Client]], key: s
 def get_client(
     request: Request,
     ledger: LedgerDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header(max_length=MAX_AUTHORIZATION_CHARS)] = None,
+    x_api_key: Annotated[str | None, Header(max_length=_MAX_KEY_CHARS)] = None,
 ) -> Client:
     """The calling system named by ``Authorization: Bearer <key>`` or ``X-API-Key``.
 
@@ -192,7 +193,9 @@ class Citizen:
 
 
 def get_citizen(
-    request: Request, credit: CreditDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    credit: CreditDep,
+    authorization: Annotated[str | None, Header(max_length=MAX_AUTHORIZATION_CHARS)] = None,
 ) -> Citizen:
     """The subject named by an OpenID Connect bearer token from the district's identity provider."""
     verifier: OidcVerifier | None = request.app.state.oidc

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.body import check_json_text
 from api.deps import (
     CLIENT_SCOPE_KEY,
+    MAX_AUTHORIZATION_CHARS,
     Auth,
     Client,
     Requirement,
@@ -47,7 +48,6 @@ from ledger.errors import Forbidden, LedgerError, PayloadTooLarge, Unauthorized
 from ledger.settings import Settings
 
 _logger = logging.getLogger(__name__)
-_MAX_AUTHORIZATION_CHARS = 16 * 1024  # an API key or an ID token; a longer header is refused
 _PUBLIC = Requirement()
 
 
@@ -143,7 +143,7 @@ class Gate:
             if requirement.auth is Auth.CITIZEN:
                 self._check_failures(address)
                 authorization = headers.get("authorization", "")
-                if not authorization.strip() or len(authorization) > _MAX_AUTHORIZATION_CHARS:
+                if not authorization.strip() or len(authorization) > MAX_AUTHORIZATION_CHARS:
                     self._failures.take(address)
                     raise _Refused.of(
                         Unauthorized("sign in: 'Authorization: Bearer <id token>'", reason="missing-token")
@@ -172,7 +172,7 @@ class Gate:
         """
         try:
             authorization = headers.get("authorization")
-            if authorization is not None and len(authorization) > _MAX_AUTHORIZATION_CHARS:
+            if authorization is not None and len(authorization) > MAX_AUTHORIZATION_CHARS:
                 raise Unauthorized("unknown or disabled API key", reason="invalid-api-key")
             key = api_key_of(authorization, headers.get("x-api-key"))
             state = scope["app"].state
