@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.gate import Gate
 from api.oidc import OidcConfig, OidcVerifier
-from api.problems import install_problem_handlers, problem
+from api.problems import install_problem_handlers
 from api.routes import anchors, log, policy, records
 from api.routes import credit as credit_routes
 from credit.service import CreditService
@@ -23,7 +23,6 @@ from ledger.service import open_anchorer, open_ledger
 from ledger.settings import Settings
 
 _logger = logging.getLogger(__name__)
-_UPLOAD_PATH = "/v1/records/upload"
 
 
 def create_app(
@@ -82,7 +81,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.add_middleware(BodyLimit, limit=(settings or Settings()).max_json_body_bytes)
+    app.add_middleware(Gate, settings=settings or Settings())
     app.include_router(records.router)
     app.include_router(log.router)
     app.include_router(anchors.router)
@@ -108,31 +107,6 @@ def _oidc_from(settings: Settings) -> OidcVerifier | None:
         jwks_uri=settings.oidc_jwks_uri,
     )
     return OidcVerifier(config)
-
-
-class BodyLimit:
-    """Refuse bodies declared larger than ``limit`` (413 problem+json) before they are read.
-
-    A pure ASGI middleware: Starlette's ``@app.middleware("http")`` cost ~0.6 ms of CPU per request.
-    Uploads have their own, larger limit, enforced while they stream.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != _UPLOAD_PATH:
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    if not value.isdigit() or int(value) > self.limit:
-                        response = problem(
-                            413, "Payload too large", f"body exceeds {self.limit} bytes", "body-too-large"
-                        )
-                        await response(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
 
 
 def app_from_env() -> FastAPI:

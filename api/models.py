@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,7 +85,7 @@ def decode_signature(text: str) -> bytes:
     """A base64 seal signature."""
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or a non-ASCII character
         raise InvalidRequest("seal signature is not base64", reason="invalid-seal") from e
 
 

@@ -42,6 +42,22 @@ class Settings(BaseSettings):
     max_bulk_records: int = Field(default=10_000, ge=1, le=100_000)
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
     max_json_body_bytes: int = Field(default=32 * 1024**2, ge=1024)
+    max_json_depth: int = Field(
+        default=64, ge=4, le=512, description="deepest JSON nesting accepted, checked before parsing"
+    )
+    max_unauthenticated_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="most body read from a caller not (yet) authenticated"
+    )
+    # Rate limits (token buckets, per worker process): 429 + Retry-After when a bucket is empty.
+    rate_limit_enabled: bool = True
+    rate_limit_key_per_s: float = Field(default=2000.0, gt=0, description="requests per API key")
+    rate_limit_key_burst: int = Field(default=4000, ge=1)
+    rate_limit_address_per_s: float = Field(default=100.0, gt=0, description="…per address, no API key")
+    rate_limit_address_burst: int = Field(default=500, ge=1)
+    rate_limit_auth_failures_per_min: float = Field(
+        default=30.0, gt=0, description="failed authentications per address"
+    )
+    rate_limit_auth_failures_burst: int = Field(default=20, ge=1)
     subject_secret: SecretStr | None = Field(
         default=None, description="HMAC-SM3 key for subject references; default: key file in data_dir"
     )

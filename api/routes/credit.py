@@ -442,7 +442,7 @@ def snapshot_proof(
 
 @router.get("/subjects/{subject_ref}", summary="A subject's credit data (auditors)")
 def subject_data(
-    subject_ref: str,
+    subject_ref: Annotated[str, Path(max_length=64)],
     credit: CreditDep,
     client: AuditorDep,
     purpose: PurposeQuery,

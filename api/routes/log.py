@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from api.deps import AuditorDep, LedgerDep
 from api.models import CheckpointOut, ConsistencyOut, InclusionOut, LogInfoOut, PublicKeyOut
+from api.params import MAX_INT64, TreeIndex, TreeSize
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.leaf import format_time
 from ledger.errors import NotYetAvailable
@@ -64,7 +65,9 @@ def issue_checkpoint(ledger: LedgerDep, _client: AuditorDep) -> CheckpointOut:
 
 @router.get("/proofs/consistency")
 def consistency(
-    ledger: LedgerDep, first: Annotated[int, Query(ge=0)], second: Annotated[int, Query(ge=1)]
+    ledger: LedgerDep,
+    first: Annotated[int, Query(ge=0, le=MAX_INT64, description="the older tree size")],
+    second: TreeSize,
 ) -> ConsistencyOut:
     """RFC 9162 consistency proof from tree size ``first`` to ``second``."""
     proof = ledger.consistency_proof(first, second)
@@ -72,9 +75,7 @@ def consistency(
 
 
 @router.get("/proofs/inclusion")
-def inclusion(
-    ledger: LedgerDep, index: Annotated[int, Query(ge=0)], tree_size: Annotated[int, Query(ge=1)]
-) -> InclusionOut:
+def inclusion(ledger: LedgerDep, index: TreeIndex, tree_size: TreeSize) -> InclusionOut:
     """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``tree_size``."""
     proof = ledger.inclusion_proof(index, tree_size)
     return InclusionOut(index=index, tree_size=tree_size, hashes=[h.hex() for h in proof])
