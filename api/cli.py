@@ -124,6 +124,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; rate limits are per address,
+        # so only proxies named in the settings may state a caller's address.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     if config.workers > 1:
         from uvicorn.supervisors import Multiprocess

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="failed authentications per address"
     )
     rate_limit_auth_failures_burst: int = Field(default=20, ge=1)
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs); "
+        "default none: the peer address is the caller's, so no caller picks its own rate-limit address",
+    )
     subject_secret: SecretStr | None = Field(
         default=None, description="HMAC-SM3 key for subject references; default: key file in data_dir"
     )

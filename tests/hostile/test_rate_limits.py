@@ -42,3 +42,23 @@ def test_guessed_keys_are_throttled_per_address(deployment: Deployment) -> None:
         assert client.get("/v1/log").status_code == 200
     deployment.assert_healthy()
     assert deployment.counts() == before
+
+
+def test_forwarded_headers_do_not_choose_the_address(deployment: Deployment) -> None:
+    """No proxy is trusted by default: ``X-Forwarded-For`` cannot give each guess a new address.
+
+    Before: uvicorn believed forwarded headers from 127.0.0.1, so a caller on the service's own
+    host named a fresh address for every guess and was never throttled. (127.0.0.1 is the one
+    loopback address no other hostile test sends from; its failures bucket refills in seconds.)
+    """
+    statuses: Counter[int] = Counter()
+    with deployment.client("127.0.0.1") as client:
+        for n in range(30):
+            headers = {
+                "Authorization": f"Bearer tlk_{secrets.token_urlsafe(32)}",
+                "X-Forwarded-For": f"203.0.113.{n + 1}",
+            }
+            response = client.get("/v1/credit/list-cases", headers=headers)
+            assert_problem(response, 401, 429)
+            statuses[response.status_code] += 1
+    assert statuses[429] >= 5, statuses
