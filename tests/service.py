@@ -1,7 +1,8 @@
-"""Real ``trustledger serve`` processes for tests: a free loopback port, start, wait, kill.
+"""Real ``trustledger`` service processes for tests: a free loopback port, start, wait, kill.
 
-Used by the crash test (``tests/api/test_crash.py``) and the hostile-client suite
-(``tests/hostile/``); the service runs the code on ``PYTHONPATH`` like the tests themselves.
+Used by the crash test (``tests/api/test_crash.py``), the hostile-client suite (``tests/hostile/``)
+and the witness processes (``trustledger witness serve``); the service runs the code on
+``PYTHONPATH`` like the tests themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import httpx
 
@@ -24,17 +26,27 @@ def free_port() -> int:
 
 
 class Service:
-    """A ``trustledger serve`` subprocess on a loopback port (started and healthy on return)."""
+    """A ``trustledger serve`` subprocess on a loopback port (started and healthy on return).
 
-    def __init__(self, env: dict[str, str], port: int | None = None, *, start_timeout_s: float = 30) -> None:
+    ``command`` replaces ``serve`` by another service command of the CLI (``witness serve …``).
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int | None = None,
+        *,
+        start_timeout_s: float = 30,
+        command: Sequence[str] = ("serve",),
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # A file, not a pipe: a pipe nobody reads blocks the service once it has logged 64 KiB.
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in kill()
-        command = [
-            sys.executable, "-m", "api.cli", "serve", "--port", str(self.port), "--log-level", "warning",
+        argv = [
+            sys.executable, "-m", "api.cli", *command, "--port", str(self.port), "--log-level", "warning",
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr)
         deadline = time.monotonic() + start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

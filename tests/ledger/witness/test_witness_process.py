@@ -8,11 +8,7 @@ directory keeps its state: it answers 409 with the size it had, and still refuse
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import sys
-import time
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,47 +27,20 @@ from ledger.log import Ledger, Submission
 from ledger.store import LogStore, make_engine
 from ledger.witness.protocol import add_checkpoint_body
 from tests.ledger.witness.support import ORIGIN, RefLog
+from tests.service import Service, free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class WitnessProcess:
+class WitnessProcess(Service):
     """``trustledger witness serve`` on a loopback port."""
 
     def __init__(self, data_dir: Path, policy: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable, "-m", "api.cli", "witness", "serve", "--data-dir", str(data_dir),
-            "--policy", str(policy), "--port", str(port), "--log-level", "warning",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"witness exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError("witness did not start within 30 s")
+        command = ("witness", "serve", "--data-dir", str(data_dir), "--policy", str(policy))
+        super().__init__(dict(os.environ), port, command=command)
 
     def post(self, body: bytes) -> httpx.Response:
         return httpx.post(f"{self.url}/add-checkpoint", content=body, timeout=10)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
 
 
 def _witness_entry(data_dir: Path, name: str, url: str, capsys: pytest.CaptureFixture[str]) -> PolicyWitness:
@@ -119,7 +88,7 @@ def _cosigners(note_text: str, policy: TrustPolicy) -> list[str]:
 def test_witness_processes_cosign_survive_kill_and_refuse_forks(
     tmp_path: Path, ledger: Ledger, log_key: Sm2PrivateKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     dirs = [tmp_path / "court", tmp_path / "audit"]
     entries = [
         _witness_entry(dirs[0], "court.example/w", f"http://127.0.0.1:{ports[0]}", capsys),
