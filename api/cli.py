@@ -19,7 +19,14 @@ from api.cli_credit import add_credit_commands, role_argument
 from api.cli_keys import add_key_commands
 from api.cli_policy import add_policy_commands
 from api.cli_witness import add_witness_commands
-from credit.errors import CreditError, InvalidEvent, InvalidIdentifier, RulebookError
+from credit.errors import (
+    CreditError,
+    InvalidEvent,
+    InvalidIdentifier,
+    InvalidText,
+    RulebookError,
+    UnknownPurpose,
+)
 from ledger.core.anchor import AnchorObservation
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, new_hash
 from ledger.core.policy import TrustPolicy
@@ -646,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as e:
         print(f"error: {e.diagnostics()}", file=sys.stderr)
         return EXIT_ERROR
-    except (InvalidIdentifier, RulebookError, InvalidEvent) as e:
+    except (InvalidIdentifier, RulebookError, InvalidEvent, UnknownPurpose, InvalidText) as e:
         print(f"error: {e.message}", file=sys.stderr)
         return EXIT_USAGE
     except CreditError as e:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from credit.errors import CreditError, InvalidText, UnknownPurpose
+from credit.errors import CreditError
 from credit.rulebook import load_rulebook
 from credit.service import CreditService
 from ledger.settings import Settings
@@ -110,11 +109,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from api.routes.credit import assessment_view
 
     service = _open(settings)
-    try:
-        service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
-    except (UnknownPurpose, InvalidText) as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 2
+    service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
     ref = _ref(service, args.subject)
     assessment = service.assess(ref)
     service.log_access(
