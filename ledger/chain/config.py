@@ -10,15 +10,13 @@ holding the keystore's password.
 from __future__ import annotations
 
 import json
-import re
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ledger.core.policy import EvmAddress, RpcUrl
 from ledger.errors import ConfigurationError
-
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 class ChainBackend(StrEnum):
@@ -36,8 +34,8 @@ class ChainConfig(BaseModel):
 
     backend: ChainBackend = ChainBackend.EMBEDDED
     chain_id: int = Field(ge=1)
-    registry_address: str
-    rpc_urls: tuple[str, ...] = Field(default=(), description="member endpoints, preferred first")
+    registry_address: EvmAddress
+    rpc_urls: tuple[RpcUrl, ...] = Field(default=(), description="member endpoints, preferred first")
     keystore_path: Path | None = Field(default=None, description="encrypted (Web3 v3) anchoring key")
     keystore_password_file: Path | None = None
     embedded_db_path: Path | None = Field(default=None, description="state of the embedded chain")
@@ -46,21 +44,6 @@ class ChainConfig(BaseModel):
     tx_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="before a tx counts as dropped")
     priority_fee_wei: int | None = Field(default=None, ge=0, description="EIP-1559 tip; None: ask the node")
     reorg_watch_blocks: int = Field(default=64, ge=0, le=10_000)
-
-    @field_validator("registry_address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        if not _ADDRESS.match(value):
-            raise ValueError(f"not an EVM address: {value!r}")
-        return value
-
-    @field_validator("rpc_urls")
-    @classmethod
-    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for url in value:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"not an http(s) JSON-RPC URL: {url!r}")
-        return value
 
     @classmethod
     def load(cls, path: Path, overrides: dict[str, object] | None = None) -> ChainConfig:

@@ -19,18 +19,36 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ledger.core.crypto import HashAlgorithm, Sm2PublicKey, digest_function
 from ledger.errors import ConfigurationError
 
 POLICY_FORMAT: Literal["trustledger-trust-policy"] = "trustledger-trust-policy"
 POLICY_VERSION: Literal[1] = 1
-_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _KEY_HEX = r"^[0-9a-f]{128}$"
 _NAME = r"^[^\s+]{1,200}$"
+
+
+def _evm_address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError(f"not an EVM address: {value!r}")
+    return value
+
+
+def _rpc_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) JSON-RPC URL: {value!r}")
+    return value
+
+
+EvmAddress = Annotated[str, AfterValidator(_evm_address)]
+"""A 20-byte EVM address, ``0x`` and 40 hex digits (any letter case)."""
+RpcUrl = Annotated[str, AfterValidator(_rpc_url)]
+"""An http(s) JSON-RPC endpoint URL."""
 
 
 class _Frozen(BaseModel):
@@ -75,25 +93,9 @@ class PolicyChain(_Frozen):
     """The consortium chain whose registry the log's checkpoints must be anchored in."""
 
     chain_id: int = Field(ge=1)
-    registries: tuple[str, ...] = Field(min_length=1, max_length=20)
-    rpc_urls: tuple[str, ...] = Field(default=(), max_length=50, description="member JSON-RPC endpoints")
+    registries: tuple[EvmAddress, ...] = Field(min_length=1, max_length=20)
+    rpc_urls: tuple[RpcUrl, ...] = Field(default=(), max_length=50, description="member JSON-RPC endpoints")
     confirmations: int = Field(default=0, ge=0, le=1000, description="depth a verifier requires")
-
-    @field_validator("registries")
-    @classmethod
-    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for address in value:
-            if not re.match(_ADDRESS, address):
-                raise ValueError(f"not an EVM address: {address!r}")
-        return value
-
-    @field_validator("rpc_urls")
-    @classmethod
-    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for url in value:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"not an http(s) JSON-RPC URL: {url!r}")
-        return value
 
     def has_registry(self, address: str) -> bool:
         """Whether ``address`` is one of the consortium's registries (EVM addresses ignore case)."""
