@@ -6,20 +6,13 @@ converted into these at the boundary with ``raise ... from e``.
 
 from __future__ import annotations
 
+from trustledger.errors import TrustledgerError
 
-class ContractsError(Exception):
+
+class ContractsError(TrustledgerError):
     """Root of the contracts package's errors. ``reason`` is a stable machine-readable code."""
 
     reason: str = "contracts-error"
-
-    @property
-    def message(self) -> str:
-        """The human-readable message."""
-        return str(self.args[0]) if self.args else self.reason
-
-    def diagnostics(self) -> str:
-        """A short explanation for operators and CLI users."""
-        return f"{type(self).__name__} [{self.reason}]: {self.message}"
 
 
 class CompilerError(ContractsError):

@@ -7,25 +7,13 @@ machine-readable code.
 
 from __future__ import annotations
 
+from trustledger.errors import TrustledgerError
 
-class CreditError(Exception):
+
+class CreditError(TrustledgerError):
     """Root of all credit errors."""
 
     reason: str = "credit-error"
-
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
-
-    @property
-    def message(self) -> str:
-        """The human-readable message."""
-        return str(self.args[0]) if self.args else self.reason
-
-    def diagnostics(self) -> str:
-        """A short explanation for operators and CLI users."""
-        return f"{type(self).__name__} [{self.reason}]: {self.message}"
 
 
 class InvalidIdentifier(CreditError):
@@ -97,3 +85,17 @@ class InvalidText(CreditError):
     """Free text that is blank, too long, or holds control or invisible characters (HTTP 400)."""
 
     reason = "invalid-text"
+
+
+class Conflict(CreditError):
+    """The request conflicts with stored credit data: a reused source reference, an already
+    activated rulebook version, or data that kept changing concurrently (HTTP 409)."""
+
+    reason = "conflict"
+
+
+class StaleWrite(Conflict):
+    """A subject's score or case changed between read and write; the writer re-reads and retries
+    (surfaced as a :class:`Conflict` with reason ``busy`` once the retries run out)."""
+
+    reason = "busy"

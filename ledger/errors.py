@@ -7,25 +7,13 @@ them to RFC 9457 problem documents in one place (``api.problems``), the CLI to e
 
 from __future__ import annotations
 
+from trustledger.errors import TrustledgerError
 
-class LedgerError(Exception):
+
+class LedgerError(TrustledgerError):
     """Root of all ledger errors. ``reason`` is a stable machine-readable code."""
 
     reason: str = "ledger-error"
-
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
-
-    @property
-    def message(self) -> str:
-        """The human-readable message."""
-        return str(self.args[0]) if self.args else self.reason
-
-    def diagnostics(self) -> str:
-        """A short multi-line explanation for operators and CLI users."""
-        return f"{type(self).__name__} [{self.reason}]: {self.message}"
 
 
 class InvalidRequest(LedgerError):
