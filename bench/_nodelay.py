@@ -34,7 +34,7 @@ def main() -> int:
     uvicorn.config.Config.bind_socket = _bind_socket_tcp  # type: ignore[method-assign]
     program, *rest = sys.argv[1:]
     if program == "trustledger":
-        from api.cli import main as trustledger_main
+        from cli.main import main as trustledger_main
 
         return trustledger_main(rest)
     if program == "uvicorn":

@@ -44,7 +44,7 @@ class Service:
         # A file, not a pipe: a pipe nobody reads blocks the service once it has logged 64 KiB.
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in kill()
         argv = [
-            sys.executable, "-m", "api.cli", *command, "--port", str(self.port), "--log-level", "warning",
+            sys.executable, "-m", "cli", *command, "--port", str(self.port), "--log-level", "warning",
         ]  # fmt: skip
         self.process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr)
         deadline = time.monotonic() + start_timeout_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -38,10 +39,13 @@ def free_port() -> int:
 
 def devnet(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTLEDGER_")}
-    bin_dir = Path(sys.executable).parent
-    if (bin_dir / "trustledger").exists():  # the trustledger of the interpreter running the tests
-        env["TRUSTLEDGER_PYTHON"] = sys.executable
-        env["TRUSTLEDGER_BIN"] = str(bin_dir / "trustledger")
+    # The CLI of the code under test (``python -m cli`` with this interpreter), not whichever
+    # console script an earlier install left in the interpreter's bin directory.
+    wrapper = data_dir.parent / "trustledger"
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cli "$@"\n', encoding="utf-8")
+    wrapper.chmod(0o755)
+    env["TRUSTLEDGER_PYTHON"] = sys.executable
+    env["TRUSTLEDGER_BIN"] = str(wrapper)
     return subprocess.run(
         [str(DEVNET), *args, "--data-dir", str(data_dir)],
         capture_output=True,

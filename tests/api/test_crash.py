@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.cli import main
+from cli.main import main
 from ledger.service import open_ledger
 from ledger.settings import Settings
 from tests.service import Service, free_port

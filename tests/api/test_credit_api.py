@@ -22,9 +22,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.app import create_app
-from api.cli import main
-from api.dev_idp import LocalIdentityProvider, serve_in_thread
 from api.oidc import OidcConfig, OidcVerifier
+from cli.main import main
 from credit.access import Windows, load_access_policy
 from credit.engine import add_months
 from credit.errors import InvalidEvent, UnknownSubject
@@ -33,6 +32,7 @@ from credit.rulebook import default_rulebook, rulebook_from_data
 from credit.service import CreditService, Source
 from credit.setup import open_credit
 from credit.workdays import WorkingCalendar
+from devidp import LocalIdentityProvider, serve_in_thread
 from ledger.core.crypto import HashAlgorithm, digest_function
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import RecordKind, canonical_json

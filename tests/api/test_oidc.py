@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import api.oidc
-from api.dev_idp import LocalIdentityProvider, RunningIdp, serve_in_thread
 from api.oidc import OidcConfig, OidcVerifier, SignedInSubject
+from devidp import LocalIdentityProvider, RunningIdp, serve_in_thread
 from ledger.errors import ConfigurationError, Unauthorized
 
 AUDIENCE = "trustledger-api"

@@ -99,7 +99,7 @@ class Deployment:
             (
                 command,
                 subprocess.Popen(
-                    [sys.executable, "-m", "api.cli", *command],
+                    [sys.executable, "-m", "cli", *command],
                     env=self.env,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,

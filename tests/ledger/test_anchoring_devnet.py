@@ -24,7 +24,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.cli import main as cli_main
+from cli.main import main as cli_main
 from ledger.anchoring import Anchorer, AnchorPolicy, AnchorState, anchoring_status
 from ledger.chain.connect import ChainConnection
 from ledger.chain.registry import Endpoint
@@ -315,7 +315,7 @@ def test_service_killed_between_submit_and_confirmation(fresh_anvil_node: AnvilN
     _rpc(fresh_anvil_node, "evm_setAutomine", [False])
     env = {**os.environ, "TRUSTLEDGER_DATA_DIR": str(data_dir)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "anchor", "--timeout", "60"],
+        [sys.executable, "-m", "cli", "anchor", "--timeout", "60"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from api.cli import main as cli_main
-from api.cli_verify import VERIFY_EXIT
+from cli.main import main as cli_main
+from cli.verify import VERIFY_EXIT
 from ledger.chain.registry import Endpoint
 from ledger.core.policy import TrustPolicy
 from ledger.keyfiles import KeyFiles

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from cli.main import main
 from ledger.core.policy import TrustPolicy
 
 EXAMPLE = Path(__file__).parents[3] / "docs" / "policy.example.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from cli.main import main
 from ledger.core.crypto import Sm2PrivateKey
 from ledger.core.leaf import RecordKind
 from ledger.core.policy import PolicyWitness

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.cli import main
+from cli.main import main
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.cosignature import Cosignature
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from api.cli import main
-from api.cli_verify import VERIFY_EXIT
+from cli.main import main
+from cli.verify import VERIFY_EXIT
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey
 from ledger.core.leaf import RecordKind
 from ledger.core.policy import TrustPolicy
@@ -27,7 +27,7 @@ def deployment(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatc
     settings = Settings()
     document = tmp_path / "photo.jpg"
     document.write_bytes(b"\xff\xd8 evidence photo " * 1000)
-    from api.cli_verify import hash_file
+    from cli.verify import hash_file
 
     ledger = open_ledger(settings)
     submission = Submission(

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.cli import main
-from api.cli_verify import VERIFY_EXIT
+from cli.main import main
+from cli.verify import VERIFY_EXIT
 from ledger.core.crypto import Sm2PublicKey
 from ledger.settings import Settings
 

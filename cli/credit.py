@@ -121,7 +121,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dev_idp(args: argparse.Namespace, _settings: Settings) -> int:
     """Run the local development identity provider, or print a token from it."""
-    from api.dev_idp import LocalIdentityProvider, create_idp_app
+    from devidp import LocalIdentityProvider, create_idp_app
 
     key_path = Path(args.data_dir or "var") / "dev-idp-keys.json"
     if args.action == "token":

@@ -1,8 +1,9 @@
 """The ``trustledger`` command: a thin shell over library functions.
 
 Every failure is a message on stderr and a non-zero exit code, never a traceback. ``verify`` and
-``refresh`` live in :mod:`api.cli_verify` (its exit codes name the failed step), the trust policy,
-keys, witness and credit commands in their own ``api/cli_*.py`` modules.
+``refresh`` live in :mod:`cli.verify` (its exit codes name the failed step), the trust policy,
+keys, witness and credit commands in their own modules of this package (:mod:`cli.credit`,
+:mod:`cli.keys`, :mod:`cli.policy`, :mod:`cli.witness`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from api.cli_credit import add_credit_commands, role_argument
-from api.cli_keys import add_key_commands
-from api.cli_policy import add_policy_commands
-from api.cli_verify import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_verify_commands, load_key
-from api.cli_witness import add_witness_commands
+from cli.credit import add_credit_commands, role_argument
+from cli.keys import add_key_commands
+from cli.policy import add_policy_commands
+from cli.verify import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_verify_commands, load_key
+from cli.witness import add_witness_commands
 from credit.errors import (
     CreditError,
     InvalidEvent,
@@ -429,7 +430,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
