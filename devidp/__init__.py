@@ -5,6 +5,7 @@ It stands in for the district's identity provider in the test suite, on the devn
 the service (:mod:`api`) never imports this package; only the CLI and the tests do.
 """
 
-from devidp.provider import LocalIdentityProvider, RunningIdp, create_idp_app, serve_in_thread
+from devidp.http import RunningIdp, create_idp_app, serve_in_thread
+from devidp.provider import LocalIdentityProvider
 
 __all__ = ["LocalIdentityProvider", "RunningIdp", "create_idp_app", "serve_in_thread"]
