@@ -108,11 +108,11 @@ def find_client(ledger: Ledger, cache: dict[bytes, tuple[float, Client]], key: s
     hit = cache.get(digest)
     if hit is not None and now - hit[0] <= _CLIENT_CACHE_S:
         return hit[1]
-    found = ledger.store.client_by_key_hash(digest)
+    found = ledger.client_by_key_hash(digest)
     if found is None:
         cache.pop(digest, None)
         raise Unauthorized("unknown or disabled API key", reason="invalid-api-key")
-    client = Client.parse(found[0], found[1])
+    client = Client.parse(found.name, found.role)
     if len(cache) >= _CLIENT_CACHE_MAX:
         cache.clear()
     cache[digest] = (now, client)

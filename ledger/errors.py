@@ -52,6 +52,11 @@ class Conflict(LedgerError):
     reason = "conflict"
 
 
+class WriteConflict(Conflict):
+    """A unit of work met a concurrent writer on a unique key (an idempotency key, or one of the
+    caller's own rows): nothing of the unit was stored; retry the whole unit (HTTP 409)."""
+
+
 class NotYetAvailable(LedgerError):
     """The thing exists but is not ready yet, e.g. a receipt before its checkpoint (HTTP 409)."""
 

@@ -13,7 +13,7 @@ from ledger.anchoring import Anchorer, anchoring_status
 from ledger.core.leaf import encode_leaf, format_time
 from ledger.core.receipt import Receipt
 from ledger.errors import Conflict, InvalidRequest
-from ledger.store import StoredAnchor
+from ledger.stored import StoredAnchor
 
 router = APIRouter(tags=["anchoring"])
 
