@@ -373,7 +373,7 @@ class Ledger:
         for listener in self._commit_listeners:
             try:
                 listener(stored)
-            except Exception:  # the records are committed: a listener's failure must not undo that
+            except Exception:  # noqa: BLE001 - the records are committed: a listener must not undo that
                 _logger.exception("commit listener failed", extra={"records": stored})
 
     def _check_back_pressure(self, incoming: int) -> None:
