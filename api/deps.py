@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 
+from api.errors import Forbidden, Unauthorized
 from api.oidc import OidcVerifier
 from credit.errors import InvalidIdentifier
 from credit.identifiers import SubjectKind
 from credit.service import CreditService
-from ledger.errors import Forbidden, Unauthorized
 from ledger.keys import api_key_hash
 from ledger.log import Ledger
 from ledger.sequencer import Sequencer

@@ -28,18 +28,6 @@ class PayloadTooLarge(InvalidRequest):
     reason = "payload-too-large"
 
 
-class Unauthorized(LedgerError):
-    """No API key, or an unknown one (HTTP 401)."""
-
-    reason = "unauthorized"
-
-
-class Forbidden(LedgerError):
-    """A known caller without the role the operation needs (HTTP 403)."""
-
-    reason = "forbidden"
-
-
 class NotFound(LedgerError):
     """The named record, checkpoint or key does not exist (HTTP 404)."""
 

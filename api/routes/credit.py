@@ -24,12 +24,13 @@ from api.deps import (
     Role,
     SourceDep,
 )
+from api.errors import Forbidden
 from credit.access import MAX_NOTE, PURPOSE_CODE, SELF_QUERY, SUBJECT_ROLE, check_text
 from credit.engine import Assessment
 from credit.errors import CreditError, UnknownSubject
 from credit.service import CreditService, Source
 from ledger.core.receipt import Receipt
-from ledger.errors import Forbidden, InvalidRequest
+from ledger.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/credit", tags=["credit"])
 _HEX64 = r"^[0-9a-f]{64}$"
