@@ -10,17 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-from ledger.core.anchor import ReceiptAnchor, log_id
 from ledger.core.checkpoint import (
     MAX_NOTE_SIGNATURES,
     Checkpoint,
@@ -37,7 +34,6 @@ from ledger.core.crypto import (
 )
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import LeafData, RecordKind, decode_leaf, encode_leaf
-from ledger.core.merkle import consistency_proof, inclusion_proof
 from ledger.core.receipt import (
     RECEIPT_FORMAT,
     RECEIPT_VERSION,
@@ -46,7 +42,6 @@ from ledger.core.receipt import (
     ReceiptLog,
     receipt_record,
 )
-from ledger.core.tiles import TILE_WIDTH, TileId, TileNodeReader, tiles_for_inclusion
 from ledger.errors import (
     InvalidRequest,
     LogOverloaded,
@@ -56,6 +51,8 @@ from ledger.errors import (
     WriteConflict,
 )
 from ledger.intake import Accepted, Intake, Submission, new_record_id, now_us
+from ledger.proofs import TileProofs, receipt_anchor
+from ledger.signing import LogSigningKeys, StaticSigningKey
 from ledger.store import INTEGRITY_ERRORS, LogStore
 from ledger.stored import RegisteredClient, SequencedBatch, StoredAnchor, StoredCheckpoint
 from ledger.unit_of_work import UnitOfWork
@@ -77,7 +74,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
-_FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 MiB at most
 _SUBMIT_ATTEMPTS = 3  # a one-call unit of work retried when an idempotency key raced
 
 CommitListener = Callable[[int], None]
@@ -122,41 +118,6 @@ class RecordInfo:
     leaf: LeafData
 
 
-class LogSigningKeys(Protocol):
-    """Where the log's checkpoint keys come from (a deployment's :class:`ledger.rotation.LogKeyRing`)."""
-
-    def current(self) -> Sm2PrivateKey:
-        """The key new checkpoints are signed with."""
-        ...
-
-    def signing_key(self, tree_size: int) -> Sm2PrivateKey:
-        """The key to sign a checkpoint of ``tree_size`` with (raises if none may)."""
-        ...
-
-    def public_keys(self) -> Sequence[Sm2PublicKey]:
-        """Every key that may have signed a stored checkpoint, the current one first."""
-        ...
-
-
-@dataclass(frozen=True)
-class StaticSigningKey:
-    """One log key for every checkpoint (tests, tools): :class:`LogSigningKeys` without rotation."""
-
-    key: Sm2PrivateKey
-
-    def current(self) -> Sm2PrivateKey:
-        """The key."""
-        return self.key
-
-    def signing_key(self, tree_size: int) -> Sm2PrivateKey:  # noqa: ARG002 - one key for all sizes
-        """The key."""
-        return self.key
-
-    def public_keys(self) -> Sequence[Sm2PublicKey]:
-        """The key's public half."""
-        return [self.key.public_key()]
-
-
 class Ledger:
     """One log: the public functions everything else (API, credit engine, CLI) goes through.
 
@@ -198,8 +159,7 @@ class Ledger:
         self._subject_secret = subject_secret
         self.max_pending = max_pending
         self.clock = clock
-        self._tile_cache: OrderedDict[TileId, list[bytes]] = OrderedDict()
-        self._tile_lock = threading.Lock()
+        self._proofs = TileProofs(store, self.hasher)
         self._pending_estimate = 0
         self._pending_checked_at = 0.0
         self._intake = Intake(store, self.hasher.leaf_hash, self._now)
@@ -542,94 +502,14 @@ class Ledger:
             anchor=anchor,
         )
 
-    def _node_reader(self, size: int, *near: int) -> TileNodeReader:
-        """A node reader at ``size`` with the tiles around leaves ``near`` fetched in one query.
-
-        Raises LookupError unless the log has ``size`` leaves: a proof need not read the leaf it
-        is about, so a proof for a leaf past the end could otherwise be built.
-        """
-        reader = TileNodeReader(self.hasher, self._fetch_tiles, size)
-        wanted: set[TileId] = set()
-        for index in (*near, size - 1):
-            wanted.update(tiles_for_inclusion(index, size))
-        reader.prefetch(wanted)
-        reader.read_node(0, size - 1)
-        return reader
-
-    def _fetch_tiles(self, ids: Sequence[TileId]) -> Mapping[TileId, Sequence[bytes]]:
-        found: dict[TileId, Sequence[bytes]] = {}
-        missing: list[TileId] = []
-        with self._tile_lock:
-            for tid in ids:
-                cached = self._tile_cache.get(tid)
-                if cached is None:
-                    missing.append(tid)
-                else:
-                    self._tile_cache.move_to_end(tid)
-                    found[tid] = cached
-        if missing:
-            fetched = self.store.fetch_tiles(missing)
-            found.update(fetched)
-            with self._tile_lock:
-                for tid, hashes in fetched.items():
-                    if len(hashes) == TILE_WIDTH:  # full tiles never change again
-                        self._tile_cache[tid] = hashes
-                while len(self._tile_cache) > _FULL_TILE_CACHE:
-                    self._tile_cache.popitem(last=False)
-        return found
-
     def current_size(self) -> int:
         """The sequenced tree size."""
         return int(self.store.state().size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` (one tile query).
-
-        A size beyond the sequenced tree shows as tiles that are missing or too narrow, so no
-        separate size query is needed.
-        """
-        if not 0 <= index < size:
-            raise InvalidRequest(f"no leaf {index} in a tree of size {size}", reason="invalid-proof-request")
-        try:
-            return inclusion_proof(self.hasher, index, size, self._node_reader(size, index).read_node)
-        except LookupError as e:
-            raise InvalidRequest(
-                f"the log has fewer than {size} leaves", reason="invalid-proof-request"
-            ) from e
+        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` (one tile query)."""
+        return self._proofs.inclusion_proof(index, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 9162 consistency proof between tree sizes ``first`` <= ``second``."""
-        if not 0 <= first <= second:
-            raise InvalidRequest(
-                f"cannot prove consistency from {first} to {second}", reason="invalid-proof-request"
-            )
-        if first in (0, second):
-            if second > self.current_size():
-                raise InvalidRequest(
-                    f"the log has fewer than {second} leaves", reason="invalid-proof-request"
-                )
-            return []
-        try:
-            reader = self._node_reader(second, first - 1)
-            return consistency_proof(self.hasher, first, second, reader.read_node)
-        except LookupError as e:
-            raise InvalidRequest(
-                f"the log has fewer than {second} leaves", reason="invalid-proof-request"
-            ) from e
-
-
-def receipt_anchor(origin: str, row: StoredAnchor) -> ReceiptAnchor:
-    """The receipt ``anchor`` section of a final anchor row."""
-    if row.tx_hash is None or row.sequence is None or row.block_number is None or row.block_hash is None:
-        raise StorageError(f"anchor of size {row.tree_size} is final but incomplete")
-    return ReceiptAnchor(
-        chain_id=row.chain_id,
-        registry=row.registry_address,
-        log_id="0x" + log_id(origin).hex(),
-        sequence=row.sequence,
-        tree_size=row.tree_size,
-        checkpoint_hash="0x" + row.checkpoint_hash.hex(),
-        tx_hash=row.tx_hash,
-        block_number=row.block_number,
-        block_hash=row.block_hash,
-    )
+        return self._proofs.consistency_proof(first, second, self.current_size)
