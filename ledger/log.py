@@ -313,7 +313,8 @@ class Ledger:
                 yield unit
                 unit.raise_failure()  # a swallowed submit error: never commit a partial unit
         except INTEGRITY_ERRORS as e:
-            raise WriteConflict(f"a concurrent writer took a unique key of this unit: {e}") from e
+            # The driver's text (kept as the cause) names tables and values: not for the caller.
+            raise WriteConflict("a concurrent writer took a unique key this unit needed; retry") from e
         if unit.stored:
             self._pending_estimate += unit.stored
             self._tell_listeners(unit.stored)
