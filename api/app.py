@@ -69,7 +69,7 @@ def create_app(
             if app.state.sequencer is not None:
                 app.state.sequencer.stop()
             if ledger is None:
-                opened.store.engine.dispose()
+                opened.close()
 
     app = FastAPI(
         title="trustledger audit API",

@@ -10,14 +10,13 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 
+from api.errors import Forbidden, Unauthorized
 from api.oidc import OidcVerifier
 from credit.errors import InvalidIdentifier
 from credit.identifiers import SubjectKind
 from credit.service import CreditService
-from ledger.errors import Forbidden, Unauthorized
 from ledger.keys import api_key_hash
 from ledger.log import Ledger
-from ledger.sequencer import Sequencer
 from ledger.settings import Settings
 
 _CLIENT_CACHE_S = 10.0
@@ -65,15 +64,8 @@ def get_ledger(request: Request) -> Ledger:
     return ledger
 
 
-def get_sequencer(request: Request) -> Sequencer | None:
-    """The in-process sequencer, if this process runs one."""
-    sequencer: Sequencer | None = request.app.state.sequencer
-    return sequencer
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
-SequencerDep = Annotated[Sequencer | None, Depends(get_sequencer)]
 
 
 def api_key_of(authorization: str | None, x_api_key: str | None) -> str:
@@ -108,11 +100,11 @@ def find_client(ledger: Ledger, cache: dict[bytes, tuple[float, Client]], key: s
     hit = cache.get(digest)
     if hit is not None and now - hit[0] <= _CLIENT_CACHE_S:
         return hit[1]
-    found = ledger.store.client_by_key_hash(digest)
+    found = ledger.client_by_key_hash(digest)
     if found is None:
         cache.pop(digest, None)
         raise Unauthorized("unknown or disabled API key", reason="invalid-api-key")
-    client = Client.parse(found[0], found[1])
+    client = Client.parse(found.name, found.role)
     if len(cache) >= _CLIENT_CACHE_MAX:
         cache.clear()
     cache[digest] = (now, client)

@@ -42,10 +42,12 @@ from api.deps import (
     find_client,
     requirement_of,
 )
+from api.errors import ApiError, Forbidden, Unauthorized
 from api.limits import Rate, RateLimiter, retry_after
 from api.problems import problem, status_of
-from ledger.errors import Forbidden, LedgerError, PayloadTooLarge, Unauthorized
+from ledger.errors import LedgerError, PayloadTooLarge
 from ledger.settings import Settings
+from trustledger.errors import TrustledgerError
 
 _logger = logging.getLogger(__name__)
 _PUBLIC = Requirement()
@@ -229,15 +231,17 @@ class Gate:
         return counting
 
 
-class _Refused(Exception):
-    """A request the gate answers itself (internal control flow)."""
+class _Refused(ApiError):
+    """A request the gate answers itself with ``response`` (its control flow: never leaves the gate)."""
+
+    reason = "refused-by-gate"
 
     def __init__(self, response: Any) -> None:
-        super().__init__()
+        super().__init__("the request gate answered this request itself")
         self.response = response
 
     @classmethod
-    def of(cls, error: LedgerError) -> _Refused:
+    def of(cls, error: TrustledgerError) -> _Refused:
         status = status_of(error)
         if status >= 500:
             _logger.error("request failed", extra={"error": error.diagnostics()})

@@ -9,8 +9,9 @@ HMAC algorithms are never accepted, so a public key cannot be used as an HMAC se
 with that ``kid`` verifies the signature (RFC 7515), fetching the JWKS again once when the ``kid``
 is unknown (key rotation); ``iss`` and ``aud`` match (RFC 7519 §4.1.1, §4.1.3); ``exp``, ``nbf``
 and ``iat`` hold against an injectable clock with a leeway; ``sub`` and the identifier claim are
-present. Every failure is a :class:`~ledger.errors.Unauthorized` with a stable ``reason``; no
-PyJWT or urllib exception leaves this module.
+present. Every failure is a :class:`~api.errors.Unauthorized` with a stable ``reason``, or an
+:class:`~api.errors.IdentityProviderUnavailable` when the provider's keys cannot be had; no PyJWT
+or urllib exception leaves this module.
 
 :meth:`OidcVerifier.verify` blocks on the network when it has to fetch keys (bounded by
 ``http_timeout_s``): call it from a synchronous dependency (FastAPI's thread pool), not from
@@ -34,7 +35,8 @@ import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
-from ledger.errors import ConfigurationError, Unauthorized
+from api.errors import IdentityProviderUnavailable, Unauthorized
+from ledger.errors import ConfigurationError
 
 _logger = logging.getLogger(__name__)
 
@@ -200,11 +202,11 @@ class OidcVerifier:
         (except for a forced refresh) if it is younger than ``_STALE_IF_ERROR_S``.
         """
         now = time.monotonic()
-        error: Unauthorized | None = None
+        error: IdentityProviderUnavailable | None = None
         if now >= self._retry_at:
             try:
                 keys = self._fetch_key_set(refresh=refresh)
-            except Unauthorized as e:
+            except IdentityProviderUnavailable as e:
                 error = e
                 self._retry_at = now + _FAILURE_BACKOFF_S
                 self._last_error = e.message
@@ -220,9 +222,7 @@ class OidcVerifier:
             return last[0]
         if error is not None:
             raise error
-        raise Unauthorized(
-            f"{self._last_error} (not retried for {_FAILURE_BACKOFF_S:g} s)", reason="idp-unavailable"
-        )
+        raise IdentityProviderUnavailable(f"{self._last_error} (not retried for {_FAILURE_BACKOFF_S:g} s)")
 
     def _fetch_key_set(self, *, refresh: bool) -> PyJWKSet:
         """The JWKS from PyJWKClient's cache or the network; failures become ``idp-unavailable``."""
@@ -230,9 +230,8 @@ class OidcVerifier:
         try:
             return client.get_jwk_set(refresh=refresh)
         except (jwt.PyJWTError, OSError, ValueError) as e:  # urllib, JSON and JWKS-content errors
-            raise Unauthorized(
-                f"the identity provider's keys could not be fetched from {client.uri}: {e}",
-                reason="idp-unavailable",
+            raise IdentityProviderUnavailable(
+                f"the identity provider's keys could not be fetched from {client.uri}: {e}"
             ) from e
 
     def _client(self) -> PyJWKClient:
@@ -249,7 +248,7 @@ class OidcVerifier:
                     cooldown_duration=0,  # unknown kids are rate-limited by _signing_key
                 )
             except jwt.PyJWTError as e:
-                raise Unauthorized(f"unusable JWKS location {uri!r}: {e}", reason="idp-unavailable") from e
+                raise IdentityProviderUnavailable(f"unusable JWKS location {uri!r}: {e}") from e
         return self._jwks_client
 
     def _discover_jwks_uri(self) -> str:
@@ -264,20 +263,18 @@ class OidcVerifier:
                 raise ValueError(f"document larger than {_MAX_DISCOVERY_BYTES} bytes")
             document = json.loads(body)
         except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts, resets, bad JSON
-            raise Unauthorized(
-                f"the identity provider's discovery document could not be read from {url}: {e}",
-                reason="idp-unavailable",
+            raise IdentityProviderUnavailable(
+                f"the identity provider's discovery document could not be read from {url}: {e}"
             ) from e
         if not isinstance(document, dict):
-            raise Unauthorized(f"{url} is not a JSON object", reason="idp-unavailable")
+            raise IdentityProviderUnavailable(f"{url} is not a JSON object")
         if document.get("issuer") != self.config.issuer:
-            raise Unauthorized(
-                f"{url} names issuer {document.get('issuer')!r}, expected {self.config.issuer!r}",
-                reason="idp-unavailable",
+            raise IdentityProviderUnavailable(
+                f"{url} names issuer {document.get('issuer')!r}, expected {self.config.issuer!r}"
             )
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not _is_http_url(jwks_uri):
-            raise Unauthorized(f"{url} has no usable jwks_uri", reason="idp-unavailable")
+            raise IdentityProviderUnavailable(f"{url} has no usable jwks_uri")
         _logger.info("OIDC provider discovered", extra={"issuer": self.config.issuer, "jwks_uri": jwks_uri})
         return jwks_uri
 

@@ -1,7 +1,9 @@
 """RFC 9457 problem details: the one place where domain errors become HTTP responses.
 
-Domain code raises :class:`~ledger.errors.LedgerError` subclasses and never ``HTTPException``;
-this module maps each to a status and a ``problem+json`` body with a stable ``reason``.
+Domain code raises errors of the project's one tree (:class:`~trustledger.errors.TrustledgerError`:
+the ledger's, the credit engine's, the API's and the contracts' subtrees) and never
+``HTTPException``; :data:`STATUS` maps each class to a status, and the handler turns it into a
+``problem+json`` body with the error's stable ``reason``.
 """
 
 from __future__ import annotations
@@ -14,39 +16,51 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import errors as api_errors
+from contracts import errors as contracts_errors
 from credit import errors as credit_errors
-from ledger import errors
+from ledger import errors as ledger_errors
+from trustledger.errors import TrustledgerError
 
 _logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
-_STATUS: list[tuple[type[errors.LedgerError], int]] = [
-    (errors.PayloadTooLarge, 413),
-    (errors.InvalidRequest, 400),
-    (errors.VerificationError, 400),
-    (errors.Unauthorized, 401),
-    (errors.Forbidden, 403),
-    (errors.NotFound, 404),
-    (errors.Conflict, 409),
-    (errors.NotYetAvailable, 409),
-    (errors.LogOverloaded, 503),
-    (errors.StorageError, 503),
-    (errors.ConfigurationError, 500),
-    (errors.ChainRejected, 409),
-    (errors.ChainDisagreement, 502),
-    (errors.ChainError, 503),
-]
 
-
-_CREDIT_STATUS: list[tuple[type[credit_errors.CreditError], int]] = [
+STATUS: tuple[tuple[type[TrustledgerError], int], ...] = (
+    # The ledger: the first class an error is an instance of decides (subclasses before bases).
+    (ledger_errors.PayloadTooLarge, 413),
+    (ledger_errors.InvalidRequest, 400),
+    (ledger_errors.VerificationError, 400),
+    (ledger_errors.NotFound, 404),
+    (ledger_errors.Conflict, 409),
+    (ledger_errors.NotYetAvailable, 409),
+    (ledger_errors.LogOverloaded, 503),
+    (ledger_errors.StorageError, 503),
+    (ledger_errors.ConfigurationError, 500),
+    (ledger_errors.ChainRejected, 409),
+    (ledger_errors.ChainDisagreement, 502),
+    (ledger_errors.ChainError, 503),
+    (ledger_errors.LedgerError, 500),
+    # The credit engine: anything not named is the caller's input (400).
     (credit_errors.InvalidIdentifier, 400),
     (credit_errors.RulebookError, 422),
     (credit_errors.InvalidEvent, 422),
     (credit_errors.UnknownSubject, 404),
     (credit_errors.NotFoundError, 404),
     (credit_errors.WorkflowError, 409),
+    (credit_errors.Conflict, 409),
     (credit_errors.CalendarError, 500),
     (credit_errors.IntegrityFailure, 503),
-]
+    (credit_errors.CreditError, 400),
+    # The API itself.
+    (api_errors.Unauthorized, 401),
+    (api_errors.Forbidden, 403),
+    (api_errors.IdentityProviderUnavailable, 503),  # not the caller's fault
+    (api_errors.ApiError, 500),
+    # The contracts pipeline (a deployment problem if it ever reaches a request).
+    (contracts_errors.ContractsError, 500),
+    (TrustledgerError, 500),
+)
+"""Error class → HTTP status, for the whole tree."""
 
 
 def problem(status: int, title: str, detail: str, reason: str, **extra: Any) -> JSONResponse:
@@ -60,35 +74,23 @@ def problem(status: int, title: str, detail: str, reason: str, **extra: Any) -> 
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def status_of(error: errors.LedgerError) -> int:
+def status_of(error: TrustledgerError) -> int:
     """The HTTP status for a domain error."""
-    if error.reason == "idp-unavailable":
-        return 503  # the identity provider is down: not the caller's fault
-    for kind, status in _STATUS:
-        if isinstance(error, kind):
-            return status
-    return 500
+    return next(status for kind, status in STATUS if isinstance(error, kind))
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Register the exception handlers that turn errors into problem+json."""
 
-    @app.exception_handler(errors.LedgerError)
-    async def ledger_error(_request: Request, error: errors.LedgerError) -> JSONResponse:
+    @app.exception_handler(TrustledgerError)
+    async def domain_error(_request: Request, error: TrustledgerError) -> JSONResponse:
         status = status_of(error)
         extra: dict[str, Any] = {}
-        if isinstance(error, errors.LogOverloaded | errors.NotYetAvailable):
+        if isinstance(error, ledger_errors.LogOverloaded | ledger_errors.NotYetAvailable):
             extra["retry_after"] = error.retry_after
         if status >= 500:
             _logger.error("request failed", extra={"error": error.diagnostics()})
         return problem(status, type(error).__name__, error.message, error.reason, **extra)
-
-    @app.exception_handler(credit_errors.CreditError)
-    async def credit_error(_request: Request, error: credit_errors.CreditError) -> JSONResponse:
-        status = next((code for kind, code in _CREDIT_STATUS if isinstance(error, kind)), 400)
-        if status >= 500:
-            _logger.error("request failed", extra={"error": error.diagnostics()})
-        return problem(status, type(error).__name__, error.message, error.reason)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

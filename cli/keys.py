@@ -33,7 +33,7 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:  # noq
     try:
         result = rotate_log_key(settings, files, ledger)
     finally:
-        ledger.store.engine.dispose()
+        ledger.close()
     print(f"retired log key: {result.old_key.key_id()} (signs tree sizes up to {result.at_size})")
     print(f"  kept sealed at {result.retired_path}")
     print(f"new log key:     {result.new_key.key_id()} (signs tree sizes from {result.at_size} on)")

@@ -59,7 +59,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     result = init_deployment(settings)
     credit = open_credit(open_ledger(settings), settings, create=True)
     rulebook = credit.ensure_rulebook()
-    credit.ledger.store.engine.dispose()
+    credit.ledger.close()
     print(f"log key:    {settings.log_key_path} ({'created' if result.created_key else 'kept'})")
     print(f"database:   {result.database_url}")
     print(f"public key: {result.public_key.hex()}")
@@ -125,13 +125,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     """Register a calling system and print its API key (shown once, stored hashed)."""
-    from ledger.log import now_us
     from ledger.service import open_ledger
 
     ledger = open_ledger(_settings(args))
     key = new_api_key()
     try:
-        ledger.store.add_client(args.name, args.role, api_key_hash(key), now_us())
+        ledger.register_client(args.name, args.role, api_key_hash(key))
     except Exception as e:  # noqa: BLE001 - IntegrityError from a duplicate name, reported plainly
         raise ConfigurationError(
             f"cannot add {args.name!r}: it probably exists already ({type(e).__name__})"
@@ -142,7 +141,6 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_seal_key_add(args: argparse.Namespace) -> int:
     """Register an SM2 public key a calling system seals its records with."""
-    from ledger.log import now_us
     from ledger.service import open_ledger
 
     text = args.public_key
@@ -150,7 +148,7 @@ def cmd_seal_key_add(args: argparse.Namespace) -> int:
         Sm2PublicKey.from_pem(Path(text).read_text()) if Path(text).is_file() else Sm2PublicKey.from_hex(text)
     )
     ledger = open_ledger(_settings(args))
-    ledger.store.add_seal_key(key.key_id(), args.system, key.hex(), now_us())
+    ledger.register_seal_key(key.key_id(), args.system, key.hex())
     print(key.key_id())
     return EXIT_OK
 
@@ -229,7 +227,7 @@ def cmd_anchors(args: argparse.Namespace) -> int:
     )
     if status.last_error:
         print(f"last error: {status.last_error}")
-    for row in ledger.store.anchors(limit=args.limit):
+    for row in ledger.anchors(limit=args.limit):
         sequence = "-" if row.sequence is None else row.sequence
         block = "-" if row.block_number is None else row.block_number
         print(
@@ -299,7 +297,6 @@ def _fund(url: str, funder_key: str, address: str) -> None:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Re-derive the whole tree and check every stored node and checkpoint; then compare every
     stored credit row with its ledger record, and every credit record with its row."""
-    from sqlalchemy import inspect
 
     from credit.integrity import scan as scan_credit_rows
     from ledger.audit import audit_log
@@ -323,7 +320,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"FINDING {finding.where}{where}: {finding.problem}")
     # The ledger knows nothing of credit (ledger/ never imports credit): the CLI composes both.
     credit = None
-    if inspect(ledger.store.engine).has_table("credit_subject"):
+    if ledger.has_table("credit_subject"):
         credit = scan_credit_rows(ledger.store.engine, ledger)
         for problem in credit.problems:
             print(f"FINDING credit: {problem}")

@@ -106,7 +106,7 @@ def cmd_witnesses(args: argparse.Namespace, settings_of: SettingsOf) -> int:
     try:
         status = cosigning_status(ledger, policy)
     finally:
-        ledger.store.engine.dispose()
+        ledger.close()
     if status.checkpoint_size is None:
         _out("no checkpoint issued yet")
     else:

@@ -37,7 +37,7 @@ from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.merkle import verify_consistency
 from ledger.errors import ChainError, ChainRejected, ChainUnavailable, InvalidProof, LedgerError
 from ledger.log import Ledger
-from ledger.store import StoredAnchor
+from ledger.stored import StoredAnchor
 
 _logger = logging.getLogger(__name__)
 

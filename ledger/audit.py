@@ -23,7 +23,7 @@ from ledger.core.policy import TrustPolicy
 from ledger.core.tiles import TILE_HEIGHT, TileId, TileWriter
 from ledger.errors import InvalidProof, InvalidRequest, InvalidSignature, LedgerError
 from ledger.log import Ledger
-from ledger.store import StoredCheckpoint
+from ledger.stored import StoredCheckpoint
 
 
 @dataclass(frozen=True)

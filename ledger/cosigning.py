@@ -31,7 +31,7 @@ from ledger.core.policy import PolicyWitness, TrustPolicy
 from ledger.errors import ConfigurationError, InvalidRequest, InvalidSignature, LedgerError
 from ledger.log import Ledger, now_us
 from ledger.policy_file import read_policy_if_present
-from ledger.store import StoredCheckpoint
+from ledger.stored import StoredCheckpoint
 from ledger.witness.protocol import add_checkpoint_body
 
 _logger = logging.getLogger(__name__)

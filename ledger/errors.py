@@ -28,18 +28,6 @@ class PayloadTooLarge(InvalidRequest):
     reason = "payload-too-large"
 
 
-class Unauthorized(LedgerError):
-    """No API key, or an unknown one (HTTP 401)."""
-
-    reason = "unauthorized"
-
-
-class Forbidden(LedgerError):
-    """A known caller without the role the operation needs (HTTP 403)."""
-
-    reason = "forbidden"
-
-
 class NotFound(LedgerError):
     """The named record, checkpoint or key does not exist (HTTP 404)."""
 
@@ -50,6 +38,11 @@ class Conflict(LedgerError):
     """The request conflicts with stored state, e.g. a reused idempotency key (HTTP 409)."""
 
     reason = "conflict"
+
+
+class WriteConflict(Conflict):
+    """A unit of work met a concurrent writer on a unique key (an idempotency key, or one of the
+    caller's own rows): nothing of the unit was stored; retry the whole unit (HTTP 409)."""
 
 
 class NotYetAvailable(LedgerError):

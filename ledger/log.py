@@ -8,19 +8,16 @@ checkpoints are signed per batch of records on a schedule or on demand, never pe
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
-from functools import partial
-from typing import Any, Protocol
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-from ledger.core.anchor import ReceiptAnchor, log_id
 from ledger.core.checkpoint import (
     MAX_NOTE_SIGNATURES,
     Checkpoint,
@@ -32,22 +29,11 @@ from ledger.core.crypto import (
     HashAlgorithm,
     Sm2PrivateKey,
     Sm2PublicKey,
-    digest_function,
     hmac_sm3,
     subject_ref,
 )
 from ledger.core.hashing import tree_hasher
-from ledger.core.leaf import (
-    MAX_METADATA_BYTES,
-    LeafData,
-    RecordKind,
-    Seal,
-    canonical_metadata,
-    decode_leaf,
-    encode_leaf,
-    verify_seal,
-)
-from ledger.core.merkle import consistency_proof, inclusion_proof
+from ledger.core.leaf import LeafData, RecordKind, decode_leaf, encode_leaf
 from ledger.core.receipt import (
     RECEIPT_FORMAT,
     RECEIPT_VERSION,
@@ -56,60 +42,42 @@ from ledger.core.receipt import (
     ReceiptLog,
     receipt_record,
 )
-from ledger.core.tiles import TILE_WIDTH, TileId, TileNodeReader, tiles_for_inclusion
 from ledger.errors import (
-    Conflict,
     InvalidRequest,
-    InvalidSignature,
     LogOverloaded,
     NotFound,
     NotYetAvailable,
     StorageError,
+    WriteConflict,
 )
-from ledger.store import (
-    DuplicateRecord,
-    IdempotentHit,
-    LogStore,
-    SequencedBatch,
-    StoredAnchor,
-    StoredCheckpoint,
-)
+from ledger.intake import Accepted, Intake, Submission, new_record_id, now_us
+from ledger.proofs import TileProofs, receipt_anchor
+from ledger.signing import LogSigningKeys, StaticSigningKey
+from ledger.store import INTEGRITY_ERRORS, LogStore
+from ledger.stored import RegisteredClient, SequencedBatch, StoredAnchor, StoredCheckpoint
+from ledger.unit_of_work import UnitOfWork
+
+__all__ = [
+    "Accepted",
+    "Ledger",
+    "LogProgress",
+    "LogSigningKeys",
+    "RecordInfo",
+    "RecordStatus",
+    "StaticSigningKey",
+    "SubjectFamily",
+    "Submission",
+    "UnitOfWork",
+    "new_record_id",
+    "now_us",
+    "receipt_anchor",
+]
 
 _logger = logging.getLogger(__name__)
-_FULL_TILE_CACHE = 8192  # immutable full tiles (8 KiB each) kept in memory: 64 MiB at most
+_SUBMIT_ATTEMPTS = 3  # a one-call unit of work retried when an idempotency key raced
 
-
-def now_us() -> int:
-    """The wall clock in microseconds since the Unix epoch."""
-    return time.time_ns() // 1000
-
-
-def _metadata_json(sub: Submission) -> bytes:
-    if sub.metadata_json is None:
-        return canonical_metadata(sub.metadata)
-    if len(sub.metadata_json) > MAX_METADATA_BYTES:
-        raise InvalidRequest(
-            f"metadata is {len(sub.metadata_json)} bytes canonical; the limit is {MAX_METADATA_BYTES}",
-            reason="invalid-metadata",
-        )
-    return sub.metadata_json
-
-
-def _call_on_stored(
-    on_stored: Callable[[Connection, Sequence[Accepted]], None],
-    accepted: Sequence[Accepted],
-    conn: Connection,
-) -> None:
-    on_stored(conn, accepted)
-
-
-def new_record_id(now_us: int) -> str:
-    """A record id: 14 hex digits of time, then 128 random bits (32 hex digits).
-
-    The random part makes ids unguessable read capabilities; the time prefix keeps inserts into
-    the id index local (random ids made bulk intake slow down as the table grew).
-    """
-    return f"{now_us & 0xFFFF_FFFF_FFFF_FF:014x}{secrets.token_hex(16)}"
+CommitListener = Callable[[int], None]
+"""Called after each committed unit of work that stored new records, with how many."""
 
 
 SUBJECT_FAMILY_DOMAIN = b"trustledger/subject-family/v1\x00"
@@ -131,28 +99,12 @@ class RecordStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class Submission:
-    """One record as a calling system submits it (already parsed and typed)."""
+class LogProgress:
+    """How far the log is: the sequenced size, the records waiting, the newest checkpoint's size."""
 
-    kind: RecordKind
-    content_hash: bytes
-    hash_alg: HashAlgorithm = HashAlgorithm.SM3
-    metadata: Mapping[str, Any] | None = None
-    subject_ref: bytes | None = None
-    idempotency_key: str | None = None
-    seal_key_id: str | None = None
-    seal_signature: bytes | None = None
-    metadata_json: bytes | None = None  # ``canonical_metadata(metadata)`` when the caller has it already
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """The answer to one accepted submission."""
-
-    id: str
-    received_at_us: int
-    leaf_hash: bytes
-    duplicate: bool = False
+    tree_size: int
+    pending: int
+    checkpoint_size: int | None
 
 
 @dataclass(frozen=True)
@@ -166,43 +118,25 @@ class RecordInfo:
     leaf: LeafData
 
 
-class LogSigningKeys(Protocol):
-    """Where the log's checkpoint keys come from (a deployment's :class:`ledger.rotation.LogKeyRing`)."""
-
-    def current(self) -> Sm2PrivateKey:
-        """The key new checkpoints are signed with."""
-        ...
-
-    def signing_key(self, tree_size: int) -> Sm2PrivateKey:
-        """The key to sign a checkpoint of ``tree_size`` with (raises if none may)."""
-        ...
-
-    def public_keys(self) -> Sequence[Sm2PublicKey]:
-        """Every key that may have signed a stored checkpoint, the current one first."""
-        ...
-
-
-@dataclass(frozen=True)
-class StaticSigningKey:
-    """One log key for every checkpoint (tests, tools): :class:`LogSigningKeys` without rotation."""
-
-    key: Sm2PrivateKey
-
-    def current(self) -> Sm2PrivateKey:
-        """The key."""
-        return self.key
-
-    def signing_key(self, tree_size: int) -> Sm2PrivateKey:  # noqa: ARG002 - one key for all sizes
-        """The key."""
-        return self.key
-
-    def public_keys(self) -> Sequence[Sm2PublicKey]:
-        """The key's public half."""
-        return [self.key.public_key()]
-
-
 class Ledger:
-    """One log: the public functions everything else (API, credit engine, CLI) goes through."""
+    """One log: the public functions everything else (API, credit engine, CLI) goes through.
+
+    Nothing outside ``ledger/`` touches :attr:`store` (the SQL) or its engine. The public surface:
+
+    - intake: :meth:`submit`; :meth:`unit_of_work` (records and the caller's rows in one
+      transaction, see :mod:`ledger.unit_of_work`); :meth:`subject_ref`;
+    - reading: :meth:`record`, :meth:`records`, :meth:`iter_records`, :meth:`receipt`,
+      :meth:`latest_checkpoint`, :meth:`progress`, :meth:`current_size`, :meth:`pending_count`,
+      :meth:`anchors`, proofs (:meth:`inclusion_proof`, :meth:`consistency_proof`);
+    - background work: :meth:`sequence`, :meth:`sequence_all`, :meth:`issue_checkpoint`;
+      :meth:`add_commit_listener` (the sequencer wakes itself on new records);
+    - calling systems: :meth:`register_client`, :meth:`client_by_key_hash`,
+      :meth:`register_seal_key`;
+    - for packages built on the ledger that keep their own tables in its database (the credit
+      engine): :meth:`unit_of_work` to write, :meth:`reading` to read, :meth:`create_tables`,
+      :meth:`has_table`, :attr:`dialect`; :meth:`after_fork` in a forked worker and
+      :meth:`close` at shutdown.
+    """
 
     def __init__(
         self,
@@ -225,11 +159,15 @@ class Ledger:
         self._subject_secret = subject_secret
         self.max_pending = max_pending
         self.clock = clock
-        self._tile_cache: OrderedDict[TileId, list[bytes]] = OrderedDict()
-        self._tile_lock = threading.Lock()
+        self._proofs = TileProofs(store, self.hasher)
         self._pending_estimate = 0
         self._pending_checked_at = 0.0
-        self._seal_keys: dict[str, tuple[float, dict[str, str]]] = {}
+        self._intake = Intake(store, self.hasher.leaf_hash, self._now)
+        self._commit_listeners: tuple[CommitListener, ...] = ()
+        self._listeners_lock = threading.Lock()
+
+    def _now(self) -> int:
+        return self.clock()
 
     @property
     def public_key(self) -> Sm2PublicKey:
@@ -259,6 +197,58 @@ class Ledger:
             origin=self.origin, hash_alg=self.hash_alg.value, empty_root=self.hasher.empty_root()
         )
 
+    def create_tables(self, tables: Sequence[Table]) -> None:
+        """Create a package's own ``tables`` in the ledger's database where missing, with their
+        indexes (and any index missing from an existing table); idempotent, one transaction.
+
+        Changes to existing tables (an added column) go first, through a :meth:`unit_of_work`'s
+        connection.
+        """
+        self.store.create_tables(tables)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the ledger's database has a table ``name`` (e.g. whether a package set up its own)."""
+        return self.store.has_table(name)
+
+    @property
+    def dialect(self) -> str:
+        """The database's SQLAlchemy dialect name: ``sqlite`` or ``postgresql``."""
+        return self.store.dialect
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read connection to the ledger's database, for the tables of packages built on the ledger.
+
+        Its transaction is rolled back at the end: write through :meth:`unit_of_work`. On SQLite
+        its reads see one snapshot; on PostgreSQL each statement sees what is committed when it
+        starts (read committed). Database errors become :class:`~ledger.errors.StorageError`.
+        """
+        with self.store.reading() as conn:
+            yield conn
+
+    def after_fork(self) -> None:
+        """In a forked worker process: drop the pooled connections inherited from the parent
+        without closing them (they are the parent's), so the child opens its own."""
+        self.store.dispose(close=False)
+
+    def close(self) -> None:
+        """Close the pooled database connections (at shutdown; the ledger reconnects if used again)."""
+        self.store.dispose()
+
+    # --- calling systems ------------------------------------------------------------------------
+
+    def register_client(self, name: str, role: str, key_hash: bytes) -> None:
+        """Register a calling system with its stored role text and the SM3 hash of its API key."""
+        self.store.add_client(name, role, key_hash, self.clock())
+
+    def client_by_key_hash(self, key_hash: bytes) -> RegisteredClient | None:
+        """The enabled calling system whose API key hashes to ``key_hash``."""
+        return self.store.client_by_key_hash(key_hash)
+
+    def register_seal_key(self, key_id: str, system: str, public_key_hex: str) -> None:
+        """Register an SM2 public key that ``system`` seals its records with."""
+        self.store.add_seal_key(key_id, system, public_key_hex, self.clock())
+
     def subject_ref(self, identifier: str, *, family: SubjectFamily = SubjectFamily.RECORD) -> bytes:
         """The keyed hash (HMAC-SM3) that stands for a subject in leaves; the raw ID never does.
 
@@ -284,137 +274,68 @@ class Ledger:
         *,
         on_stored: Callable[[Connection, Sequence[Accepted]], None] | None = None,
     ) -> list[Accepted]:
-        """Accept records atomically (all or none) and return their ids at once.
+        """Accept records atomically (all or none) and return their ids at once: a unit of work
+        with one :meth:`UnitOfWork.submit` (see there), retried when an idempotency key raced.
 
-        ``on_stored(conn, accepted)`` runs inside the same transaction once the records are in:
-        the credit service writes its own rows there, so they commit with the records or not at all.
-
-        A reused idempotency key with the same content returns the first record; with other
-        content it is a :class:`Conflict`. Seals are verified here, so a bad seal is refused
-        before anything is stored. Rows are built while they stream into the database.
+        ``on_stored(conn, accepted)`` runs inside the same transaction once the records are in.
+        Deprecated, to be removed once the credit engine writes through :meth:`unit_of_work`
+        (which replaces it): do not use it in new code.
         """
         if not submissions:
             return []
-        self._check_back_pressure(len(submissions))
-        seal_keys = self._seal_keys_of(submitter) if any(s.seal_key_id for s in submissions) else {}
-        keys = [s.idempotency_key for s in submissions if s.idempotency_key is not None]
-        for attempt in range(3):
-            existing = self.store.find_idempotent(submitter, keys) if keys else {}
-            results: list[Accepted] = []
-            rows = self._rows(submitter, submissions, seal_keys, existing, results)
-            then = None if on_stored is None else partial(_call_on_stored, on_stored, results)
+        for attempt in range(_SUBMIT_ATTEMPTS):
             try:
-                inserted = self.store.insert_records(rows, expected=len(submissions), then=then)
-            except DuplicateRecord as e:
-                # A concurrent writer used the same idempotency key between lookup and insert.
-                if attempt == 2:
-                    raise Conflict("idempotency key raced with a concurrent submission") from e
-                continue
-            self._pending_estimate += inserted
-            return results
+                with self.unit_of_work() as unit:
+                    accepted = unit.submit(submitter, submissions)
+                    if on_stored is not None:
+                        on_stored(unit.connection, accepted)
+                return accepted
+            except WriteConflict:
+                if attempt == _SUBMIT_ATTEMPTS - 1:
+                    raise
         raise StorageError("could not store records")  # pragma: no cover - the loop returns or raises
 
-    def _rows(
-        self,
-        submitter: str,
-        submissions: Sequence[Submission],
-        seal_keys: Mapping[str, str],
-        existing: Mapping[str, IdempotentHit],
-        results: list[Accepted],
-    ) -> Iterator[tuple[Any, ...]]:
-        """Rows to insert (``INSERT_COLUMNS`` order); appends each submission's answer to ``results``."""
-        received = self.clock()
-        seen: dict[str, tuple[bytes, Accepted]] = {}
-        leaf_hash_of = self.hasher.leaf_hash
-        for position, sub in enumerate(submissions):
-            data = self._leaf_data(submitter, sub, received, seal_keys, position)
-            key = sub.idempotency_key
-            request_hash = None
-            if key is not None:
-                request_hash = self._request_hash(data)
-                earlier = seen.get(key)
-                if earlier is None and key in existing:
-                    hit = existing[key]
-                    earlier = (hit.request_hash, Accepted(hit.id, hit.received_at_us, hit.leaf_hash, True))
-                if earlier is not None:
-                    if earlier[0] != request_hash:
-                        raise Conflict(
-                            f"idempotency key {key!r} was already used with different content",
-                            reason="idempotency-conflict",
-                        )
-                    results.append(replace(earlier[1], duplicate=True))
-                    continue
-            leaf = encode_leaf(data)
-            accepted = Accepted(new_record_id(received), received, leaf_hash_of(leaf))
-            if key is not None and request_hash is not None:
-                seen[key] = (request_hash, accepted)
-            results.append(accepted)
-            yield (
-                accepted.id,
-                data.kind.value,
-                submitter,
-                key,
-                request_hash,
-                received,
-                leaf,
-                accepted.leaf_hash,
-            )
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """A write transaction for ledger records and the caller's own rows (:mod:`ledger.unit_of_work`).
 
-    def _leaf_data(
-        self, submitter: str, sub: Submission, received: int, seal_keys: Mapping[str, str], position: int
-    ) -> LeafData:
-        where = f"record {position}: " if position else ""
-        if len(sub.content_hash) != 32:
-            raise InvalidRequest(f"{where}content hash must be 32 bytes", reason="invalid-hash")
-        seal = None
-        if (sub.seal_key_id is None) != (sub.seal_signature is None):
-            raise InvalidRequest(f"{where}a seal needs both key_id and signature", reason="invalid-seal")
-        if sub.seal_key_id is not None and sub.seal_signature is not None:
-            public_hex = seal_keys.get(sub.seal_key_id)
-            if public_hex is None:
-                raise InvalidSignature(
-                    f"{where}seal key {sub.seal_key_id!r} is not registered for {submitter!r}",
-                    reason="unknown-seal-key",
+        Commits on a clean exit, rolls back on an exception: the records and the rows are stored
+        together or not at all. A unique key taken by a concurrent writer (an idempotency key, or
+        a key of the caller's rows) raises :class:`~ledger.errors.WriteConflict` (a
+        :class:`~ledger.errors.Conflict`) and nothing is stored: retry the whole unit. After the
+        commit the commit listeners hear how many new records it stored.
+        """
+        try:
+            with self.store.transaction() as conn:
+                unit = UnitOfWork(
+                    conn, store=self.store, intake=self._intake, admit=self._check_back_pressure
                 )
-            seal = Seal(Sm2PublicKey.from_hex(public_hex), sub.seal_signature)
-        data = LeafData(
-            kind=sub.kind,
-            hash_alg=sub.hash_alg,
-            content_hash=sub.content_hash,
-            metadata_json=_metadata_json(sub),
-            submitter=submitter,
-            received_at_us=received,
-            subject_ref=sub.subject_ref,
-            seal=seal,
-        )
-        if seal is not None:
+                yield unit
+                unit.raise_failure()  # a swallowed submit error: never commit a partial unit
+        except INTEGRITY_ERRORS as e:
+            # The driver's text (kept as the cause) names tables and values: not for the caller.
+            raise WriteConflict("a concurrent writer took a unique key this unit needed; retry") from e
+        if unit.stored:
+            self._pending_estimate += unit.stored
+            self._tell_listeners(unit.stored)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener(n)`` after each committed unit of work that stored ``n`` > 0 new records
+        (in the committing thread; exceptions are logged, never passed to the writer)."""
+        with self._listeners_lock:
+            self._commit_listeners = (*self._commit_listeners, listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        """Stop calling ``listener`` (no-op if it was not added)."""
+        with self._listeners_lock:
+            self._commit_listeners = tuple(x for x in self._commit_listeners if x != listener)
+
+    def _tell_listeners(self, stored: int) -> None:
+        for listener in self._commit_listeners:
             try:
-                verify_seal(data)
-            except InvalidSignature as e:
-                raise InvalidSignature(f"{where}{e.message}", reason=e.reason) from e
-        return data
-
-    def _request_hash(self, data: LeafData) -> bytes:
-        # What makes two submissions "the same" for idempotency: everything but the server time.
-        same = LeafData(
-            kind=data.kind,
-            hash_alg=data.hash_alg,
-            content_hash=data.content_hash,
-            metadata_json=data.metadata_json,
-            submitter=data.submitter,
-            received_at_us=0,
-            subject_ref=data.subject_ref,
-            seal=data.seal,
-        )
-        return digest_function(HashAlgorithm.SM3)(encode_leaf(same))
-
-    def _seal_keys_of(self, submitter: str) -> dict[str, str]:
-        cached = self._seal_keys.get(submitter)
-        if cached is not None and time.monotonic() - cached[0] < 5.0:
-            return cached[1]
-        keys = self.store.seal_keys(submitter)
-        self._seal_keys[submitter] = (time.monotonic(), keys)
-        return keys
+                listener(stored)
+            except Exception:  # noqa: BLE001 - the records are committed: a listener must not undo that
+                _logger.exception("commit listener failed", extra={"records": stored})
 
     def _check_back_pressure(self, incoming: int) -> None:
         now = time.monotonic()
@@ -513,6 +434,23 @@ class Ledger:
         for r in self.store.iter_records([k.value for k in kinds]):
             yield r.id, r.seq, decode_leaf(r.leaf)
 
+    def pending_count(self) -> int:
+        """How many accepted records wait for the sequencer."""
+        return self.store.pending_count()
+
+    def progress(self) -> LogProgress:
+        """The sequenced size, the records waiting and the newest checkpoint's size."""
+        latest = self.store.latest_checkpoint()
+        return LogProgress(
+            tree_size=self.current_size(),
+            pending=self.store.pending_count(),
+            checkpoint_size=latest.tree_size if latest is not None else None,
+        )
+
+    def anchors(self, *, states: Sequence[str] | None = None, limit: int = 100) -> list[StoredAnchor]:
+        """Anchor attempts (all, or those in ``states``), newest first."""
+        return self.store.anchors(states=states, limit=limit)
+
     def _record_with_checkpoint(self, record_id: str) -> tuple[RecordInfo, StoredCheckpoint | None]:
         """The record and the newest checkpoint its status was judged against."""
         stored = self.store.get_record(record_id)
@@ -565,94 +503,14 @@ class Ledger:
             anchor=anchor,
         )
 
-    def _node_reader(self, size: int, *near: int) -> TileNodeReader:
-        """A node reader at ``size`` with the tiles around leaves ``near`` fetched in one query.
-
-        Raises LookupError unless the log has ``size`` leaves: a proof need not read the leaf it
-        is about, so a proof for a leaf past the end could otherwise be built.
-        """
-        reader = TileNodeReader(self.hasher, self._fetch_tiles, size)
-        wanted: set[TileId] = set()
-        for index in (*near, size - 1):
-            wanted.update(tiles_for_inclusion(index, size))
-        reader.prefetch(wanted)
-        reader.read_node(0, size - 1)
-        return reader
-
-    def _fetch_tiles(self, ids: Sequence[TileId]) -> Mapping[TileId, Sequence[bytes]]:
-        found: dict[TileId, Sequence[bytes]] = {}
-        missing: list[TileId] = []
-        with self._tile_lock:
-            for tid in ids:
-                cached = self._tile_cache.get(tid)
-                if cached is None:
-                    missing.append(tid)
-                else:
-                    self._tile_cache.move_to_end(tid)
-                    found[tid] = cached
-        if missing:
-            fetched = self.store.fetch_tiles(missing)
-            found.update(fetched)
-            with self._tile_lock:
-                for tid, hashes in fetched.items():
-                    if len(hashes) == TILE_WIDTH:  # full tiles never change again
-                        self._tile_cache[tid] = hashes
-                while len(self._tile_cache) > _FULL_TILE_CACHE:
-                    self._tile_cache.popitem(last=False)
-        return found
-
     def current_size(self) -> int:
         """The sequenced tree size."""
         return int(self.store.state().size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` (one tile query).
-
-        A size beyond the sequenced tree shows as tiles that are missing or too narrow, so no
-        separate size query is needed.
-        """
-        if not 0 <= index < size:
-            raise InvalidRequest(f"no leaf {index} in a tree of size {size}", reason="invalid-proof-request")
-        try:
-            return inclusion_proof(self.hasher, index, size, self._node_reader(size, index).read_node)
-        except LookupError as e:
-            raise InvalidRequest(
-                f"the log has fewer than {size} leaves", reason="invalid-proof-request"
-            ) from e
+        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` (one tile query)."""
+        return self._proofs.inclusion_proof(index, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 9162 consistency proof between tree sizes ``first`` <= ``second``."""
-        if not 0 <= first <= second:
-            raise InvalidRequest(
-                f"cannot prove consistency from {first} to {second}", reason="invalid-proof-request"
-            )
-        if first in (0, second):
-            if second > self.current_size():
-                raise InvalidRequest(
-                    f"the log has fewer than {second} leaves", reason="invalid-proof-request"
-                )
-            return []
-        try:
-            reader = self._node_reader(second, first - 1)
-            return consistency_proof(self.hasher, first, second, reader.read_node)
-        except LookupError as e:
-            raise InvalidRequest(
-                f"the log has fewer than {second} leaves", reason="invalid-proof-request"
-            ) from e
-
-
-def receipt_anchor(origin: str, row: StoredAnchor) -> ReceiptAnchor:
-    """The receipt ``anchor`` section of a final anchor row."""
-    if row.tx_hash is None or row.sequence is None or row.block_number is None or row.block_hash is None:
-        raise StorageError(f"anchor of size {row.tree_size} is final but incomplete")
-    return ReceiptAnchor(
-        chain_id=row.chain_id,
-        registry=row.registry_address,
-        log_id="0x" + log_id(origin).hex(),
-        sequence=row.sequence,
-        tree_size=row.tree_size,
-        checkpoint_hash="0x" + row.checkpoint_hash.hex(),
-        tx_hash=row.tx_hash,
-        block_number=row.block_number,
-        block_hash=row.block_hash,
-    )
+        return self._proofs.consistency_proof(first, second, self.current_size)

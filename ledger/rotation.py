@@ -55,7 +55,7 @@ def _stamp(path: Path) -> bytes | None:
 class LogKeyRing:
     """The log key that signs new checkpoints, every log key the policy knows, reloaded on change.
 
-    Implements :class:`ledger.log.LogSigningKeys` for a deployment's files: the sealed
+    Implements :class:`ledger.signing.LogSigningKeys` for a deployment's files: the sealed
     ``log-key.json`` and the trust policy. A file change (``trustledger keys rotate``) is picked up
     at the next call, at the cost of reading the two small files (decrypting only when they changed).
     """

@@ -1,7 +1,8 @@
 """Background jobs of a log service: the sequencer thread and the checkpoint schedule.
 
 The sequencer flushes on size or age (Tessera's batcher): it wakes when enough records arrived or
-``max_age_s`` passed, and sequences until nothing is pending. The APScheduler job issues signed
+``max_age_s`` passed, and sequences until nothing is pending. It hears of new records from the
+ledger itself (a commit listener), so writers never have to tell it. The APScheduler job issues signed
 checkpoints on a fixed interval; it only triggers work, it holds no state.
 """
 
@@ -31,18 +32,21 @@ class Sequencer:
         self._thread: threading.Thread | None = None
 
     def notify(self, new_records: int) -> None:
-        """Tell the sequencer records arrived; a full batch wakes it before its age timer."""
+        """Records arrived (the ledger calls this after each commit); a full batch wakes the
+        sequencer before its age timer."""
         self._since_flush += new_records
         if self._since_flush >= self.batch_size:
             self._wake.set()
 
     def start(self) -> None:
-        """Start the background thread."""
+        """Start the background thread and listen for the ledger's new records."""
+        self.ledger.add_commit_listener(self.notify)
         self._thread = threading.Thread(target=self._run, name="trustledger-sequencer", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the current batch (a batch is one transaction, so stopping never half-writes)."""
+        self.ledger.remove_commit_listener(self.notify)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -88,7 +88,7 @@ def init_deployment(settings: Settings) -> InitResult:
     if created_secret:
         create_secret(settings.subject_secret_path, files, KeyPurpose.SUBJECT_SECRET)
     ledger = open_ledger(settings, create_schema=True)
-    ledger.store.engine.dispose()
+    ledger.close()
     created_chain = False
     if settings.chain_backend is None and not settings.chain_config_path.exists():
         # Zero-setup default: anchor on the embedded chain (the devnet script and consortium

@@ -12,26 +12,19 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Engine,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
     Table,
-    Text,
     create_engine,
     event,
     func,
+    inspect,
     make_url,
     select,
     text,
@@ -40,183 +33,39 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlmodel import Field, SQLModel
+from sqlmodel import SQLModel
 
 from ledger.core.merkle import TreeHasher
 from ledger.core.tiles import TileId, TileWriter, tiles_for_size
 from ledger.errors import ConfigurationError, StorageError
+from ledger.stored import (
+    IdempotentHit,
+    RegisteredClient,
+    SequencedBatch,
+    StoredAnchor,
+    StoredCheckpoint,
+    StoredRecord,
+    StoredWitnessPeer,
+)
+from ledger.tables import (
+    ANCHORS,
+    CHECKPOINTS,
+    CLIENTS,
+    COSIGNATURES,
+    RECORDS,
+    SEAL_KEYS,
+    STATE,
+    TILES,
+    WITNESS_PEERS,
+    LogState,
+)
 
 _logger = logging.getLogger(__name__)
 
-_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 _SEQUENCER_LOCK = 0x7472_7573_7431  # "trust1": PostgreSQL advisory lock key of the sequencer
 _CHECKPOINT_LOCK = 0x7472_7573_7432
 _ANCHOR_LOCK = 0x7472_7573_7433
 _WRITE_OPTION = "trustledger_write"
-
-
-class LogState(SQLModel, table=True):
-    """The single row describing the log: its parameters and current tree head."""
-
-    __tablename__ = "log_state"
-    id: int = Field(default=1, primary_key=True)
-    origin: str
-    hash_alg: str
-    size: int = Field(default=0, sa_type=BigInteger)
-    root_hash: bytes = Field(sa_type=LargeBinary)
-
-
-class RecordRow(SQLModel, table=True):
-    """A submitted record. ``log_index`` is NULL until the sequencer integrates it."""
-
-    __tablename__ = "record"
-    seq: int | None = Field(default=None, sa_column=Column(_BIGINT, primary_key=True, autoincrement=True))
-    id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-    log_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    kind: str = Field(sa_column=Column(String(32), nullable=False))
-    submitter: str = Field(sa_column=Column(String(128), nullable=False))
-    idempotency_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
-    request_hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    received_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
-    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-
-    # Partial unique indexes: most rows have no idempotency key, and no row has a log index when
-    # it is inserted, so indexing their NULLs would only slow intake.
-    __table_args__ = (
-        Index(
-            "uq_record_idempotency",
-            "submitter",
-            "idempotency_key",
-            unique=True,
-            sqlite_where=text("idempotency_key IS NOT NULL"),
-            postgresql_where=text("idempotency_key IS NOT NULL"),
-        ),
-        Index(
-            "uq_record_log_index",
-            "log_index",
-            unique=True,
-            sqlite_where=text("log_index IS NOT NULL"),
-            postgresql_where=text("log_index IS NOT NULL"),
-        ),
-        Index(
-            "ix_record_pending",
-            "seq",
-            sqlite_where=text("log_index IS NULL"),
-            postgresql_where=text("log_index IS NULL"),
-        ),
-    )
-
-
-class TileRow(SQLModel, table=True):
-    """A tlog-tiles style block of up to 256 node hashes at one tree level."""
-
-    __tablename__ = "tile"
-    level: int = Field(primary_key=True)
-    idx: int = Field(primary_key=True, sa_type=BigInteger)
-    width: int
-    hashes: bytes = Field(sa_type=LargeBinary)
-
-
-class CheckpointRow(SQLModel, table=True):
-    """An issued, signed checkpoint."""
-
-    __tablename__ = "checkpoint"
-    seq: int | None = Field(default=None, primary_key=True)
-    tree_size: int = Field(sa_type=BigInteger, unique=True)
-    root_hash: bytes = Field(sa_type=LargeBinary)
-    timestamp_us: int = Field(sa_type=BigInteger)
-    note: str = Field(sa_type=Text)
-
-
-class ApiClientRow(SQLModel, table=True):
-    """A calling system with a role; only the SM3 hash of its API key is stored."""
-
-    __tablename__ = "api_client"
-    name: str = Field(primary_key=True, max_length=128)
-    role: str = Field(max_length=32)
-    key_hash: bytes = Field(sa_type=LargeBinary, unique=True)
-    created_at_us: int = Field(sa_type=BigInteger)
-    disabled: bool = False
-
-
-class SealKeyRow(SQLModel, table=True):
-    """An SM2 public key a calling system seals its records with."""
-
-    __tablename__ = "seal_key"
-    key_id: str = Field(primary_key=True, max_length=64)
-    system: str = Field(max_length=128, index=True)
-    public_key: str = Field(max_length=128)
-    created_at_us: int = Field(sa_type=BigInteger)
-    revoked_at_us: int | None = Field(default=None, sa_type=BigInteger)
-
-
-class AnchorRow(SQLModel, table=True):
-    """One checkpoint's way onto the chain: a persisted state machine (see ``ledger.anchoring``).
-
-    pending → submitted (tx hash, nonce, raw tx) → confirmed (block) → final (confirmation depth);
-    or superseded (a later checkpoint was anchored first) or failed (the registry refused it).
-    """
-
-    __tablename__ = "anchor"
-    seq: int | None = Field(default=None, primary_key=True)
-    tree_size: int = Field(sa_type=BigInteger, unique=True)
-    checkpoint_hash: bytes = Field(sa_type=LargeBinary)
-    state: str = Field(max_length=16, index=True)
-    chain_id: int = Field(sa_type=BigInteger)
-    registry_address: str = Field(max_length=42)
-    tx_hash: str | None = Field(default=None, max_length=66)
-    nonce: int | None = Field(default=None, sa_type=BigInteger)
-    raw_tx: bytes | None = Field(default=None, sa_type=LargeBinary)
-    sequence: int | None = Field(default=None, sa_type=BigInteger)
-    block_number: int | None = Field(default=None, sa_type=BigInteger)
-    block_hash: str | None = Field(default=None, max_length=66)
-    attempts: int = 0
-    created_at_us: int = Field(sa_type=BigInteger)
-    submitted_at_us: int | None = Field(default=None, sa_type=BigInteger)
-    confirmed_at_us: int | None = Field(default=None, sa_type=BigInteger)
-    final_at_us: int | None = Field(default=None, sa_type=BigInteger)
-    last_error: str | None = Field(default=None, sa_type=Text)
-
-
-class WitnessCosignatureRow(SQLModel, table=True):
-    """A witness's cosignature of one checkpoint, as the signed-note line it returned (verified)."""
-
-    __tablename__ = "witness_cosignature"
-    tree_size: int = Field(primary_key=True, sa_type=BigInteger)
-    witness: str = Field(primary_key=True, max_length=200)
-    line: str = Field(sa_type=Text)
-    cosigned_at: int = Field(sa_type=BigInteger, description="the cosignature's timestamp (unix s)")
-    received_at_us: int = Field(sa_type=BigInteger)
-
-
-class WitnessPeerRow(SQLModel, table=True):
-    """What the log knows of one witness: the size it acknowledged last, and how the last try went."""
-
-    __tablename__ = "witness_peer"
-    name: str = Field(primary_key=True, max_length=200)
-    acknowledged_size: int | None = Field(default=None, sa_type=BigInteger)
-    last_attempt_us: int | None = Field(default=None, sa_type=BigInteger)
-    last_success_us: int | None = Field(default=None, sa_type=BigInteger)
-    last_error: str | None = Field(default=None, sa_type=Text)
-
-
-def _table(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-_STATE = _table(LogState)
-_RECORDS = _table(RecordRow)
-_TILES = _table(TileRow)
-_CHECKPOINTS = _table(CheckpointRow)
-_CLIENTS = _table(ApiClientRow)
-_SEAL_KEYS = _table(SealKeyRow)
-_ANCHORS = _table(AnchorRow)
-_COSIGNATURES = _table(WitnessCosignatureRow)
-_WITNESS_PEERS = _table(WitnessPeerRow)
-
-
 _SMALL_BATCH = 20
 INSERT_COLUMNS = (
     "id",
@@ -230,91 +79,14 @@ INSERT_COLUMNS = (
 )
 
 
-_INTEGRITY_ERRORS = (sa_exc.IntegrityError, psycopg.errors.IntegrityError, sqlite3.IntegrityError)
-
-
-@dataclass(frozen=True)
-class IdempotentHit:
-    """A stored record found by its idempotency key."""
-
-    id: str
-    request_hash: bytes
-    received_at_us: int
-    leaf_hash: bytes
+INTEGRITY_ERRORS = (sa_exc.IntegrityError, psycopg.errors.IntegrityError, sqlite3.IntegrityError)
+"""What a unique-key clash raises, through SQLAlchemy or from a driver used directly."""
 
 
 class DuplicateRecord(StorageError):
     """An insert hit a unique key (a concurrent submission with the same idempotency key)."""
 
     reason = "duplicate-record"
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    """A record as stored."""
-
-    id: str
-    seq: int
-    log_index: int | None
-    submitter: str
-    leaf: bytes
-    leaf_hash: bytes
-    received_at_us: int
-
-
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    """A checkpoint as stored."""
-
-    seq: int
-    tree_size: int
-    root_hash: bytes
-    timestamp_us: int
-    note: str
-
-
-@dataclass(frozen=True)
-class StoredAnchor:
-    """An anchor row as stored (fields as in :class:`AnchorRow`)."""
-
-    seq: int
-    tree_size: int
-    checkpoint_hash: bytes
-    state: str
-    chain_id: int
-    registry_address: str
-    tx_hash: str | None
-    nonce: int | None
-    raw_tx: bytes | None
-    sequence: int | None
-    block_number: int | None
-    block_hash: str | None
-    attempts: int
-    created_at_us: int
-    submitted_at_us: int | None
-    confirmed_at_us: int | None
-    final_at_us: int | None
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class StoredWitnessPeer:
-    """A witness peer row as stored (fields as in :class:`WitnessPeerRow`)."""
-
-    name: str
-    acknowledged_size: int | None
-    last_attempt_us: int | None
-    last_success_us: int | None
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class SequencedBatch:
-    """What one sequencer transaction did."""
-
-    count: int
-    size: int
-    root_hash: bytes
 
 
 def private_sqlite_file(path: Path) -> None:
@@ -386,10 +158,25 @@ class LogStore:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
-        except _INTEGRITY_ERRORS:
+        except INTEGRITY_ERRORS:
             raise
         except (sa_exc.SQLAlchemyError, psycopg.Error, sqlite3.Error) as e:  # driver errors: bulk insert
             raise StorageError(f"database error: {type(e).__name__}: {e}") from e
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read connection (its transaction is rolled back at the end); database errors become
+        :class:`StorageError`. On SQLite the reads see one snapshot (a deferred ``BEGIN``)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except (sa_exc.SQLAlchemyError, psycopg.Error, sqlite3.Error) as e:
+            raise StorageError(f"database error: {type(e).__name__}: {e}") from e
+
+    def dispose(self, *, close: bool = True) -> None:
+        """Drop the pooled connections; ``close=False`` in a forked child leaves the parent's
+        connections open (the child must never reuse them)."""
+        self.engine.dispose(close=close)
 
     # --- schema -----------------------------------------------------------------------------
 
@@ -400,15 +187,28 @@ class LogStore:
         except sa_exc.SQLAlchemyError as e:
             raise StorageError(f"cannot create the schema: {e}") from e
         with self.transaction() as conn:
-            row = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
+            row = conn.execute(select(STATE).where(STATE.c.id == 1)).first()
             if row is None:
                 conn.execute(
-                    _STATE.insert().values(
+                    STATE.insert().values(
                         id=1, origin=origin, hash_alg=hash_alg, size=0, root_hash=empty_root
                     )
                 )
                 return
         self.check_log(origin=origin, hash_alg=hash_alg)
+
+    def create_tables(self, tables: Sequence[Table]) -> None:
+        """Create ``tables`` and their indexes where missing (idempotent), in one transaction."""
+        with self.transaction() as conn:
+            for table in tables:
+                table.create(conn, checkfirst=True)
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the database has a table ``name``."""
+        with self.reading() as conn:
+            return bool(inspect(conn).has_table(name))
 
     def check_log(self, *, origin: str, hash_alg: str) -> None:
         """Raise :class:`ConfigurationError` unless the database holds this log."""
@@ -423,7 +223,7 @@ class LogStore:
         """The current log state."""
         try:
             with self.engine.connect() as conn:
-                row = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
+                row = conn.execute(select(STATE).where(STATE.c.id == 1)).first()
         except sa_exc.SQLAlchemyError as e:
             raise StorageError(f"database error: {e}") from e
         if row is None:
@@ -432,22 +232,23 @@ class LogStore:
 
     # --- records ----------------------------------------------------------------------------
 
-    def insert_records(
-        self,
-        rows: Iterable[tuple[Any, ...]],
-        *,
-        expected: int | None = None,
-        then: Callable[[Connection], None] | None = None,
-    ) -> int:
-        """Insert records (tuples in ``INSERT_COLUMNS`` order) in one transaction, all or none.
+    def insert_records(self, rows: Iterable[tuple[Any, ...]], *, expected: int | None = None) -> int:
+        """Insert records (tuples in ``INSERT_COLUMNS`` order) in a transaction of their own, all or
+        none (see :meth:`insert_rows`)."""
+        with self.transaction() as conn:
+            return self.insert_rows(conn, rows, expected=expected)
 
-        ``rows`` may be a generator: it is consumed inside the transaction, so on PostgreSQL the
-        server ingests the COPY stream while the caller is still building rows (two cores busy),
-        and an exception raised by the generator rolls everything back. Goes to the driver
+    def insert_rows(
+        self, conn: Connection, rows: Iterable[tuple[Any, ...]], *, expected: int | None = None
+    ) -> int:
+        """Insert records (tuples in ``INSERT_COLUMNS`` order) in ``conn``'s transaction; how many.
+
+        ``rows`` may be a generator: it is consumed here, so on PostgreSQL the server ingests the
+        COPY stream while the caller is still building rows (two cores busy), and an exception
+        raised by the generator leaves the transaction to be rolled back. Goes to the driver
         directly (sqlite3 ``executemany``, ``COPY``): SQLAlchemy's per-row processing cost more
-        than the database. Raises :class:`DuplicateRecord` when an idempotency key is taken.
-        ``then`` runs in the same transaction after the rows are in (the credit service stores its
-        own rows there, so a record and what refers to it commit together or not at all).
+        than the database. Raises :class:`DuplicateRecord` when an idempotency key is taken
+        (the transaction is then unusable on PostgreSQL: roll it back).
         """
         count = 0
 
@@ -457,56 +258,56 @@ class LogStore:
                 count += 1
                 yield row
 
+        columns = ", ".join(INSERT_COLUMNS)
         try:
-            with self.transaction() as conn:
-                if self.dialect == "postgresql" and expected is not None and expected <= _SMALL_BATCH:
-                    # A COPY costs more than a plain INSERT for a handful of rows (single submissions).
-                    placeholders = ", ".join(["%s"] * len(INSERT_COLUMNS))
-                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                    cursor.executemany(
-                        f"INSERT INTO record ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})",
-                        list(counted()),
-                    )
-                elif self.dialect == "postgresql":
-                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                    with cursor.copy(f"COPY record ({', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
-                        for row in counted():
-                            copy.write_row(row)
-                else:
-                    placeholders = ", ".join("?" * len(INSERT_COLUMNS))
-                    conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
-                        f"INSERT INTO record ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})", counted()
-                    )
-                if then is not None:
-                    then(conn)
-        except _INTEGRITY_ERRORS as e:
+            if self.dialect == "postgresql" and expected is not None and expected <= _SMALL_BATCH:
+                # A COPY costs more than a plain INSERT for a handful of rows (single submissions).
+                placeholders = ", ".join(["%s"] * len(INSERT_COLUMNS))
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cursor.executemany(f"INSERT INTO record ({columns}) VALUES ({placeholders})", list(counted()))
+            elif self.dialect == "postgresql":
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                with cursor.copy(f"COPY record ({columns}) FROM STDIN") as copy:
+                    for row in counted():
+                        copy.write_row(row)
+            else:
+                placeholders = ", ".join("?" * len(INSERT_COLUMNS))
+                conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
+                    f"INSERT INTO record ({columns}) VALUES ({placeholders})", counted()
+                )
+        except INTEGRITY_ERRORS as e:
             raise DuplicateRecord("an idempotency key or record id is already stored") from e
         return count
 
-    def find_idempotent(self, submitter: str, keys: Sequence[str]) -> dict[str, IdempotentHit]:
-        """Existing records of ``submitter`` by idempotency key."""
-        t = _RECORDS
+    def find_idempotent(
+        self, submitter: str, keys: Sequence[str], conn: Connection | None = None
+    ) -> dict[str, IdempotentHit]:
+        """Existing records of ``submitter`` by idempotency key (read in ``conn`` when given, so
+        that a transaction sees the records it inserted itself)."""
+        if conn is None:
+            with self.reading() as own:
+                return self.find_idempotent(submitter, keys, own)
+        t = RECORDS
         found: dict[str, IdempotentHit] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(keys), 1000):
-                chunk = list(keys[start : start + 1000])
-                stmt = select(
-                    t.c.idempotency_key, t.c.id, t.c.request_hash, t.c.received_at_us, t.c.leaf_hash
-                ).where(t.c.submitter == submitter, t.c.idempotency_key.in_(chunk))
-                for key, rid, rhash, received, leaf_hash in conn.execute(stmt):
-                    found[key] = IdempotentHit(rid, bytes(rhash), int(received), bytes(leaf_hash))
+        for start in range(0, len(keys), 1000):
+            chunk = list(keys[start : start + 1000])
+            stmt = select(
+                t.c.idempotency_key, t.c.id, t.c.request_hash, t.c.received_at_us, t.c.leaf_hash
+            ).where(t.c.submitter == submitter, t.c.idempotency_key.in_(chunk))
+            for key, rid, rhash, received, leaf_hash in conn.execute(stmt):
+                found[key] = IdempotentHit(rid, bytes(rhash), int(received), bytes(leaf_hash))
         return found
 
     def get_record(self, record_id: str) -> StoredRecord | None:
         """A record by id."""
-        return self._one_record(_RECORDS.c.id == record_id)
+        return self._one_record(RECORDS.c.id == record_id)
 
     def record_at(self, log_index: int) -> StoredRecord | None:
         """The record sequenced at ``log_index``."""
-        return self._one_record(_RECORDS.c.log_index == log_index)
+        return self._one_record(RECORDS.c.log_index == log_index)
 
     def _one_record(self, condition: Any) -> StoredRecord | None:
-        t = _RECORDS
+        t = RECORDS
         stmt = select(
             t.c.id, t.c.seq, t.c.log_index, t.c.submitter, t.c.leaf, t.c.leaf_hash, t.c.received_at_us
         ).where(condition)
@@ -519,7 +320,7 @@ class LogStore:
 
     def records(self, record_ids: Sequence[str]) -> list[StoredRecord]:
         """The stored records among ``record_ids`` (any order)."""
-        t = _RECORDS
+        t = RECORDS
         found: list[StoredRecord] = []
         with self.engine.connect() as conn:
             for start in range(0, len(record_ids), 1000):
@@ -531,7 +332,7 @@ class LogStore:
 
     def iter_records(self, kinds: Sequence[str], chunk: int = 20_000) -> Iterator[StoredRecord]:
         """Every record of ``kinds`` in intake order (sequenced or not), streaming."""
-        t = _RECORDS
+        t = RECORDS
         after = 0
         while True:
             stmt = (
@@ -557,13 +358,13 @@ class LogStore:
         undercounts; it reads two index ends instead of counting rows.
         """
         with self.engine.connect() as conn:
-            top = conn.execute(select(func.coalesce(func.max(_RECORDS.c.seq), 0))).scalar_one()
-            size = conn.execute(select(_STATE.c.size).where(_STATE.c.id == 1)).scalar_one_or_none() or 0
+            top = conn.execute(select(func.coalesce(func.max(RECORDS.c.seq), 0))).scalar_one()
+            size = conn.execute(select(STATE.c.size).where(STATE.c.id == 1)).scalar_one_or_none() or 0
         return max(0, int(top) - int(size))
 
     def pending_count(self) -> int:
         """How many records wait for sequencing."""
-        t = _RECORDS
+        t = RECORDS
         with self.engine.connect() as conn:
             return int(
                 conn.execute(select(func.count()).select_from(t).where(t.c.log_index.is_(None))).scalar_one()
@@ -571,7 +372,7 @@ class LogStore:
 
     def iter_sequenced(self, start: int = 0, chunk: int = 20_000) -> Iterator[tuple[int, str, bytes, bytes]]:
         """Yield (log index, record id, leaf, stored leaf hash) in index order, streaming."""
-        t = _RECORDS
+        t = RECORDS
         position = start
         while True:
             stmt = (
@@ -596,7 +397,7 @@ class LogStore:
         process that cannot get it returns None), SQLite's BEGIN IMMEDIATE serialises writers.
         A crash anywhere before commit leaves the batch pending, to be sequenced once later.
         """
-        t = _RECORDS
+        t = RECORDS
         with self.transaction() as conn:
             if self.dialect == "postgresql":
                 got = conn.execute(
@@ -604,7 +405,7 @@ class LogStore:
                 ).scalar()
                 if not got:
                     return None
-            state = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
+            state = conn.execute(select(STATE).where(STATE.c.id == 1)).first()
             if state is None:
                 raise ConfigurationError("the database has no log; run `trustledger init` first")
             size = int(state.size)
@@ -630,7 +431,7 @@ class LogStore:
             self._assign_indices(conn, seqs, size)
             self._write_tiles(conn, writer.dirty_tiles())
             root = writer.root()
-            conn.execute(update(_STATE).where(_STATE.c.id == 1).values(size=writer.size, root_hash=root))
+            conn.execute(update(STATE).where(STATE.c.id == 1).values(size=writer.size, root_hash=root))
         return SequencedBatch(len(pending), writer.size, root)
 
     def _assign_indices(self, conn: Connection, seqs: list[int], base: int) -> None:
@@ -656,7 +457,7 @@ class LogStore:
             {"level": tid.level, "idx": tid.index, "width": len(h), "hashes": b"".join(h)}
             for tid, h in tiles.items()
         ]
-        table = _TILES
+        table = TILES
         insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
         stmt = insert.on_conflict_do_update(
             index_elements=["level", "idx"],
@@ -667,7 +468,7 @@ class LogStore:
     def _fetch_tiles(self, conn: Connection, ids: Sequence[TileId]) -> dict[TileId, list[bytes]]:
         if not ids:
             return {}
-        table = _TILES
+        table = TILES
         wanted = {(tid.level, tid.index) for tid in ids}
         levels = {level for level, _ in wanted}
         stmt = select(table.c.level, table.c.idx, table.c.hashes).where(
@@ -690,7 +491,7 @@ class LogStore:
 
     def iter_tiles(self) -> Iterator[tuple[TileId, bytes]]:
         """All stored tiles (for audit)."""
-        table = _TILES
+        table = TILES
         with self.engine.connect() as conn:
             for level, idx, blob in conn.execute(select(table.c.level, table.c.idx, table.c.hashes)):
                 yield TileId(int(level), int(idx)), bytes(blob)
@@ -715,14 +516,14 @@ class LogStore:
     ) -> None:
         """Store a signed checkpoint (inside :meth:`checkpoint_lock`)."""
         conn.execute(
-            _CHECKPOINTS.insert().values(
+            CHECKPOINTS.insert().values(
                 tree_size=tree_size, root_hash=root_hash, timestamp_us=timestamp_us, note=note
             )
         )
 
     def latest_checkpoint(self, conn: Connection | None = None) -> StoredCheckpoint | None:
         """The newest checkpoint."""
-        table = _CHECKPOINTS
+        table = CHECKPOINTS
         stmt = select(table).order_by(table.c.tree_size.desc()).limit(1)
         if conn is not None:
             row = conn.execute(stmt).first()
@@ -733,7 +534,7 @@ class LogStore:
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """All checkpoints, oldest first."""
-        table = _CHECKPOINTS
+        table = CHECKPOINTS
         with self.engine.connect() as conn:
             rows = conn.execute(select(table).order_by(table.c.tree_size)).all()
         return [StoredCheckpoint(**r._mapping) for r in rows]
@@ -742,32 +543,32 @@ class LogStore:
         """Register a calling system."""
         with self.transaction() as conn:
             conn.execute(
-                _CLIENTS.insert().values(
+                CLIENTS.insert().values(
                     name=name, role=role, key_hash=key_hash, created_at_us=created_at_us, disabled=False
                 )
             )
 
-    def client_by_key_hash(self, key_hash: bytes) -> tuple[str, str] | None:
-        """(name, role) of the enabled client owning this key hash."""
-        t = _CLIENTS
-        with self.engine.connect() as conn:
+    def client_by_key_hash(self, key_hash: bytes) -> RegisteredClient | None:
+        """The enabled client owning this key hash."""
+        t = CLIENTS
+        with self.reading() as conn:
             row = conn.execute(
                 select(t.c.name, t.c.role).where(t.c.key_hash == key_hash, t.c.disabled.is_(False))
             ).first()
-        return (row[0], row[1]) if row else None
+        return RegisteredClient(str(row[0]), str(row[1])) if row else None
 
     def add_seal_key(self, key_id: str, system: str, public_key_hex: str, created_at_us: int) -> None:
         """Register an SM2 seal key for a calling system."""
         with self.transaction() as conn:
             conn.execute(
-                _SEAL_KEYS.insert().values(
+                SEAL_KEYS.insert().values(
                     key_id=key_id, system=system, public_key=public_key_hex, created_at_us=created_at_us
                 )
             )
 
     def seal_keys(self, system: str) -> dict[str, str]:
         """The unrevoked seal keys of ``system``: key id → public key hex."""
-        t = _SEAL_KEYS
+        t = SEAL_KEYS
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.c.key_id, t.c.public_key).where(t.c.system == system, t.c.revoked_at_us.is_(None))
@@ -812,8 +613,8 @@ class LogStore:
         """Insert a new anchor row; returns the stored row (the existing one if its size exists)."""
         try:
             with self.transaction() as conn:
-                conn.execute(_ANCHORS.insert().values(**values))
-        except _INTEGRITY_ERRORS:
+                conn.execute(ANCHORS.insert().values(**values))
+        except INTEGRITY_ERRORS:
             pass
         found = self.anchor_by_size(int(values["tree_size"]))
         if found is None:  # pragma: no cover - the insert or the conflict guarantees a row
@@ -824,32 +625,30 @@ class LogStore:
         """Move anchor ``seq`` on, only if it is still in ``expect_state`` (False if it was not)."""
         with self.transaction() as conn:
             result = conn.execute(
-                update(_ANCHORS)
-                .where(_ANCHORS.c.seq == seq, _ANCHORS.c.state == expect_state)
-                .values(**values)
+                update(ANCHORS).where(ANCHORS.c.seq == seq, ANCHORS.c.state == expect_state).values(**values)
             )
         return bool(result.rowcount)
 
     def anchor_by_size(self, tree_size: int) -> StoredAnchor | None:
         """The anchor row of the checkpoint of ``tree_size``."""
-        return self._one_anchor(select(_ANCHORS).where(_ANCHORS.c.tree_size == tree_size))
+        return self._one_anchor(select(ANCHORS).where(ANCHORS.c.tree_size == tree_size))
 
     def latest_anchor(self, states: Sequence[str]) -> StoredAnchor | None:
         """The anchor row of the largest tree size among rows in ``states``."""
-        stmt = select(_ANCHORS).where(_ANCHORS.c.state.in_(states)).order_by(_ANCHORS.c.tree_size.desc())
+        stmt = select(ANCHORS).where(ANCHORS.c.state.in_(states)).order_by(ANCHORS.c.tree_size.desc())
         return self._one_anchor(stmt.limit(1))
 
     def anchors(self, *, states: Sequence[str] | None = None, limit: int = 100) -> list[StoredAnchor]:
         """Anchor rows, newest first."""
-        stmt = select(_ANCHORS).order_by(_ANCHORS.c.tree_size.desc()).limit(limit)
+        stmt = select(ANCHORS).order_by(ANCHORS.c.tree_size.desc()).limit(limit)
         if states is not None:
-            stmt = stmt.where(_ANCHORS.c.state.in_(states))
+            stmt = stmt.where(ANCHORS.c.state.in_(states))
         with self.engine.connect() as conn:
             return [StoredAnchor(**r._mapping) for r in conn.execute(stmt)]
 
     def anchored_checkpoint(self, min_size: int) -> tuple[StoredAnchor, StoredCheckpoint] | None:
         """The newest final anchor covering a tree of more than ``min_size`` leaves, with its checkpoint."""
-        a, c = _ANCHORS, _CHECKPOINTS
+        a, c = ANCHORS, CHECKPOINTS
         stmt = (
             select(a, c.c.seq.label("cp_seq"), c.c.root_hash, c.c.timestamp_us, c.c.note)
             .join(c, c.c.tree_size == a.c.tree_size)
@@ -874,7 +673,7 @@ class LogStore:
     def checkpoint_at(self, tree_size: int) -> StoredCheckpoint | None:
         """The checkpoint issued at ``tree_size``."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(_CHECKPOINTS).where(_CHECKPOINTS.c.tree_size == tree_size)).first()
+            row = conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.tree_size == tree_size)).first()
         return StoredCheckpoint(**row._mapping) if row else None
 
     def _one_anchor(self, stmt: Any) -> StoredAnchor | None:
@@ -888,7 +687,7 @@ class LogStore:
         self, tree_size: int, witness: str, line: str, cosigned_at: int, received_at_us: int
     ) -> None:
         """Store ``witness``'s cosignature line of the checkpoint of ``tree_size`` (the first one stays)."""
-        table = _COSIGNATURES
+        table = COSIGNATURES
         insert = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
         with self.transaction() as conn:
             conn.execute(
@@ -903,21 +702,21 @@ class LogStore:
 
     def cosignature_lines(self, tree_size: int) -> list[str]:
         """The stored cosignature lines of the checkpoint of ``tree_size``, by witness name."""
-        t = _COSIGNATURES
+        t = COSIGNATURES
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.c.line).where(t.c.tree_size == tree_size).order_by(t.c.witness))
             return [str(r[0]) for r in rows]
 
     def cosigning_witnesses(self, tree_size: int) -> list[str]:
         """The names of the witnesses that cosigned the checkpoint of ``tree_size``."""
-        t = _COSIGNATURES
+        t = COSIGNATURES
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.c.witness).where(t.c.tree_size == tree_size).order_by(t.c.witness))
             return [str(r[0]) for r in rows]
 
     def latest_cosigned_size(self, witness: str) -> int | None:
         """The largest checkpoint ``witness`` cosigned."""
-        t = _COSIGNATURES
+        t = COSIGNATURES
         with self.engine.connect() as conn:
             value = conn.execute(select(func.max(t.c.tree_size)).where(t.c.witness == witness)).scalar()
         return None if value is None else int(value)
@@ -925,7 +724,7 @@ class LogStore:
     def checkpoints_to_cosign(self, witness: str, min_size: int, limit: int) -> list[StoredCheckpoint]:
         """The newest ``limit`` checkpoints of at least ``min_size`` leaves that ``witness`` has not
         cosigned, oldest first."""
-        c, w = _CHECKPOINTS, _COSIGNATURES
+        c, w = CHECKPOINTS, COSIGNATURES
         cosigned = select(w.c.tree_size).where(w.c.witness == witness, w.c.tree_size == c.c.tree_size)
         stmt = (
             select(c)
@@ -939,7 +738,7 @@ class LogStore:
 
     def witness_peer(self, name: str) -> StoredWitnessPeer | None:
         """What the log knows of witness ``name``."""
-        t = _WITNESS_PEERS
+        t = WITNESS_PEERS
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.name == name)).first()
         return StoredWitnessPeer(**row._mapping) if row else None
@@ -949,7 +748,7 @@ class LogStore:
     ) -> None:
         """Record a submission to witness ``name``: the size it acknowledged (None: unchanged) and
         the error (None: it succeeded)."""
-        table = _WITNESS_PEERS
+        table = WITNESS_PEERS
         values: dict[str, Any] = {"last_attempt_us": now_us, "last_error": error}
         if error is None:
             values["last_success_us"] = now_us

@@ -13,7 +13,7 @@ from ledger.anchoring import Anchorer, anchoring_status
 from ledger.core.leaf import encode_leaf, format_time
 from ledger.core.receipt import Receipt
 from ledger.errors import Conflict, InvalidRequest
-from ledger.store import StoredAnchor
+from ledger.stored import StoredAnchor
 
 router = APIRouter(tags=["anchoring"])
 
@@ -96,7 +96,7 @@ def anchors_status(request: Request, ledger: LedgerDep) -> AnchoringStatusOut:
 @router.get("/v1/anchors", summary="Anchors, newest first")
 def anchors_list(ledger: LedgerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AnchorOut]:
     """Every anchor attempt with its state (final, in flight, superseded or failed)."""
-    return [a for a in (_anchor_out(r) for r in ledger.store.anchors(limit=limit)) if a is not None]
+    return [a for a in (_anchor_out(r) for r in ledger.anchors(limit=limit)) if a is not None]
 
 
 @router.post(

@@ -22,15 +22,15 @@ from api.deps import (
     OfficerDep,
     OfficerOrSourceDep,
     Role,
-    SequencerDep,
     SourceDep,
 )
+from api.errors import Forbidden
 from credit.access import MAX_NOTE, PURPOSE_CODE, SELF_QUERY, SUBJECT_ROLE, check_text
 from credit.engine import Assessment
 from credit.errors import CreditError, UnknownSubject
 from credit.service import CreditService, Source
 from ledger.core.receipt import Receipt
-from ledger.errors import Forbidden, InvalidRequest
+from ledger.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/credit", tags=["credit"])
 _HEX64 = r"^[0-9a-f]{64}$"
@@ -234,14 +234,10 @@ def assessment_view(a: Assessment, service: CreditService) -> dict[str, Any]:
 
 
 @router.post("/events", status_code=status.HTTP_201_CREATED, summary="Submit credit events (sources)")
-def submit_events(
-    body: EventsIn, credit: CreditDep, sequencer: SequencerDep, client: SourceDep
-) -> dict[str, Any]:
+def submit_events(body: EventsIn, credit: CreditDep, client: SourceDep) -> dict[str, Any]:
     """Record events as ``credit_event`` records and rescore each subject at once; idempotent by
     ``source_ref``."""
     outcomes = credit.submit_events(_source(client), [event.fields() for event in body.events])
-    if sequencer is not None:
-        sequencer.notify(len(outcomes) * 2)
     return {"data": [o.__dict__ for o in outcomes], "count": len(outcomes)}
 
 

@@ -31,13 +31,13 @@ def _checkpoint_out(signed: SignedCheckpoint) -> CheckpointOut:
 @router.get("", summary="Log parameters and progress")
 def log_info(ledger: LedgerDep) -> LogInfoOut:
     """Origin, hash, sequenced size, records waiting, newest checkpoint size."""
-    latest = ledger.store.latest_checkpoint()
+    progress = ledger.progress()
     return LogInfoOut(
         origin=ledger.origin,
         hash_alg=ledger.hash_alg,
-        tree_size=ledger.current_size(),
-        pending=ledger.store.pending_count(),
-        checkpoint_size=latest.tree_size if latest else None,
+        tree_size=progress.tree_size,
+        pending=progress.pending,
+        checkpoint_size=progress.checkpoint_size,
     )
 
 

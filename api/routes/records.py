@@ -12,13 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.body import check_json_text
-from api.deps import LedgerDep, NotarizerDep, SequencerDep, SettingsDep
+from api.deps import LedgerDep, NotarizerDep, SettingsDep
 from api.models import BulkAccepted, BulkIn, RecordAccepted, RecordIn, RecordStatusOut
 from ledger.core.crypto import HashAlgorithm, new_hash
 from ledger.core.leaf import MAX_METADATA_BYTES, RecordKind
 from ledger.core.receipt import Receipt
 from ledger.errors import InvalidRequest, PayloadTooLarge
-from ledger.log import Accepted, Ledger, Submission
 
 router = APIRouter(prefix="/v1/records", tags=["records"])
 # Canonical metadata is at most MAX_METADATA_BYTES; percent-encoded, this many characters stay
@@ -37,24 +36,15 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _submit(ledger: Ledger, sequencer: Any, submitter: str, subs: list[Submission]) -> list[Accepted]:
-    accepted = ledger.submit(submitter, subs)
-    if sequencer is not None:
-        sequencer.notify(len(subs))
-    return accepted
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     responses=_PROBLEMS,
     summary="Notarize one record",
 )
-def submit_record(
-    body: RecordIn, ledger: LedgerDep, sequencer: SequencerDep, client: NotarizerDep
-) -> RecordAccepted:
+def submit_record(body: RecordIn, ledger: LedgerDep, client: NotarizerDep) -> RecordAccepted:
     """Accept one record; it is sequenced and checkpointed in the background."""
-    (accepted,) = _submit(ledger, sequencer, client.name, [body.to_submission(ledger)])
+    (accepted,) = ledger.submit(client.name, [body.to_submission(ledger)])
     return RecordAccepted.of(accepted)
 
 
@@ -67,7 +57,6 @@ def submit_record(
 def submit_bulk(
     body: BulkIn,
     ledger: LedgerDep,
-    sequencer: SequencerDep,
     settings: SettingsDep,
     client: NotarizerDep,
 ) -> BulkAccepted:
@@ -78,7 +67,7 @@ def submit_bulk(
             reason="too-many-records",
         )
     subs = [record.to_submission(ledger) for record in body.records]
-    accepted = _submit(ledger, sequencer, client.name, subs)
+    accepted = ledger.submit(client.name, subs)
     return BulkAccepted(data=[RecordAccepted.of(a) for a in accepted], count=len(accepted))
 
 
@@ -97,7 +86,6 @@ def submit_bulk(
 async def upload_record(
     request: Request,
     ledger: LedgerDep,
-    sequencer: SequencerDep,
     settings: SettingsDep,
     kind: RecordKind,
     client: NotarizerDep,
@@ -128,7 +116,7 @@ async def upload_record(
             )
         hasher.update(chunk)
     submission = dataclasses.replace(template, content_hash=hasher.digest())
-    (accepted,) = await run_in_threadpool(_submit, ledger, sequencer, client.name, [submission])
+    (accepted,) = await run_in_threadpool(ledger.submit, client.name, [submission])
     return RecordAccepted.of(accepted)
 
 

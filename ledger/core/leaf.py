@@ -119,18 +119,14 @@ class LeafData:
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical JSON. Refuses values JCS cannot represent (NaN, huge ints).
 
-    Values made only of ASCII-keyed objects, lists, strings, safe integers, booleans and null (the
-    common case) take a fast path through ``json.dumps``: for them JCS's UTF-16 key order equals
-    code-point order, no number needs ES6 formatting, and string escaping is identical. A
-    differential property test holds the fast path byte-equal to the ``rfc8785`` library.
+    Plain values (:func:`_plain`, the common case) take the fast path through ``json``'s C
+    encoder, which for them writes exactly RFC 8785's bytes; everything else goes through the
+    ``rfc8785`` library. A differential property test holds both to the library.
     """
     if isinstance(value, Mapping) and not value:
         return b"{}"
-    if _plain_json(value):
-        try:
-            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        except UnicodeEncodeError as e:  # lone surrogates
-            raise InvalidRequest(f"value cannot be canonicalised as RFC 8785 JSON: {e}") from e
+    if _plain(value):
+        return _encode_plain(value)
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
@@ -138,18 +134,70 @@ def canonical_json(value: Any) -> bytes:
 
 
 _SAFE_INT = 2**53 - 1
+_LAST_BMP = "\uffff"
+_PLAIN_SCALARS = frozenset({str, bool, type(None)})
+_encode_sorted_compact = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 
 
-def _plain_json(value: Any) -> bool:
-    if isinstance(value, str) or value is None or isinstance(value, bool):
+def _plain(value: Any) -> bool:
+    """Whether sorted-key compact ``json`` output of ``value`` is its RFC 8785 form, byte for byte.
+
+    True for values built only of these exact types (subclasses may change what either encoder
+    calls, so they take the library's way): ``dict`` with ``str`` keys of Basic Multilingual
+    Plane characters, ``list``, ``str``, ``int`` within ±(2^53−1), ``bool`` and ``None``. Why the
+    bytes are equal, element by element (RFC 8785 §3.2.2–3.2.3):
+
+    - ``null``, ``true``, ``false`` and ``[a,b]`` / ``{"k":v}`` with no whitespace: the same;
+    - an integer in the safe range is its shortest decimal form in both (ES6 number formatting
+      of an integral double equals ``int.__repr__`` there);
+    - a string escapes exactly ``"``, ``\\`` and U+0000–U+001F in both (``\\b \\t \\n \\f \\r``,
+      else ``\\u00xx`` in lower-case hex) and keeps every other character as UTF-8; a lone
+      surrogate cannot be UTF-8 encoded, and both refuse it;
+    - members are sorted by UTF-16 code units in RFC 8785 and by code points in ``json``: for
+      keys of BMP characters only, code units are the code points, so the orders agree (keys
+      with characters beyond U+FFFF sort differently and take the library's way).
+    """
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
         return True
-    if isinstance(value, int):
-        return -_SAFE_INT <= value <= _SAFE_INT
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and k.isascii() and _plain_json(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain_json(v) for v in value)
+    if kind is int:
+        number: int = value
+        return -_SAFE_INT <= number <= _SAFE_INT
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or max(key) <= _LAST_BMP):
+                return False
+            item_kind = type(item)
+            if item_kind in _PLAIN_SCALARS:
+                continue
+            if item_kind is int:
+                if not -_SAFE_INT <= item <= _SAFE_INT:
+                    return False
+            elif not _plain(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            item_kind = type(item)
+            if item_kind in _PLAIN_SCALARS:
+                continue
+            if item_kind is int:
+                if not -_SAFE_INT <= item <= _SAFE_INT:
+                    return False
+            elif not _plain(item):
+                return False
+        return True
     return False
+
+
+def _encode_plain(value: Any) -> bytes:
+    """The RFC 8785 bytes of a :func:`_plain` value."""
+    try:
+        return _encode_sorted_compact(value).encode()
+    except UnicodeEncodeError as e:  # lone surrogates
+        raise InvalidRequest(f"value cannot be canonicalised as RFC 8785 JSON: {e}") from e
 
 
 def _refuse_non_integers(value: Any, where: str) -> None:
@@ -175,20 +223,29 @@ def _refuse_non_integers(value: Any, where: str) -> None:
 
 
 def canonical_metadata(metadata: Mapping[str, Any] | None) -> bytes:
-    """Canonical metadata bytes: RFC 8785 JSON of an object of bounded size.
+    """Canonical metadata bytes: RFC 8785 JSON of an object of bounded size; the one encoder of
+    leaf metadata (callers that need the bytes, e.g. for a content hash, take them from here).
 
     Metadata numbers are integers within ±(2^53−1) only, so that every JSON parser (JavaScript's
     included) reads the same value and each metadata object has exactly one spelling: ``1.0`` or
-    ``1e0`` would canonicalise to ``1`` and let two texts stand for one leaf.
+    ``1e0`` would canonicalise to ``1`` and let two texts stand for one leaf. Plain objects (see
+    :func:`_plain`, which admits no float and no unsafe integer) are checked and encoded in one
+    pass each at about the cost of ``json.dumps``; others are checked value by value and encoded
+    by the ``rfc8785`` library.
     """
     if metadata is None:
         return b"{}"
     if not isinstance(metadata, Mapping):
         raise InvalidRequest("metadata must be a JSON object", reason="invalid-metadata")
     value = metadata if isinstance(metadata, dict) else dict(metadata)
-    if not _plain_json(value):  # the fast check passes every object with only safe integers
-        _refuse_non_integers(value, "metadata")
-    encoded = canonical_json(value)
+    try:
+        if _plain(value):
+            encoded = _encode_plain(value)
+        else:
+            _refuse_non_integers(value, "metadata")
+            encoded = canonical_json(value)
+    except RecursionError as e:
+        raise InvalidRequest("metadata nests too deeply", reason="invalid-metadata") from e
     if len(encoded) > MAX_METADATA_BYTES:
         raise InvalidRequest(
             f"metadata is {len(encoded)} bytes canonical; the limit is {MAX_METADATA_BYTES}",

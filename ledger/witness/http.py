@@ -64,17 +64,13 @@ def _within(declared: str, limit: int) -> bool:
     return declared.isascii() and declared.isdigit() and len(declared) <= 12 and int(declared) <= limit
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 async def _read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _BodyTooLarge
+            raise PayloadTooLarge(f"the body may have at most {limit} bytes", reason="body-too-large")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -90,8 +86,8 @@ def create_witness_app(
             return _problem(413, f"the body may have at most {max_body_bytes} bytes", "body-too-large")
         try:
             body = await asyncio.wait_for(_read_body(request, max_body_bytes), read_timeout_s)
-        except _BodyTooLarge:
-            return _problem(413, f"the body may have at most {max_body_bytes} bytes", "body-too-large")
+        except PayloadTooLarge as e:
+            return _problem(413, e.message, e.reason)
         except TimeoutError:
             return _problem(408, f"the body did not arrive within {read_timeout_s} s", "body-timeout")
         try:

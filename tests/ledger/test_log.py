@@ -263,3 +263,18 @@ def test_pending_upper_bound_never_undercounts(ledger: Ledger) -> None:
     assert ledger.store.pending_upper_bound() >= ledger.store.pending_count() == 15
     ledger.sequence_all()
     assert ledger.store.pending_count() == 0
+
+
+def test_a_document_record_is_encoded_once_by_the_core(ledger: Ledger) -> None:
+    """``Submission.of_document``: the content hash is the SM3 of the leaf's own metadata bytes."""
+    from ledger.core.crypto import digest_function
+
+    document = {"v": 1, "事件": "合同违约", "n": -(2**53 - 1), "items": [True, None]}
+    sub = Submission.of_document(RecordKind.CREDIT_EVENT, document, idempotency_key="doc-1")
+    assert sub.metadata_json == canonical_metadata(document)
+    assert sub.content_hash == digest_function(HashAlgorithm.SM3)(canonical_metadata(document))
+    (accepted,) = ledger.submit("credit", [sub])
+    leaf = ledger.record(accepted.id).leaf
+    assert leaf.metadata == document and leaf.metadata_json == sub.metadata_json
+    with pytest.raises(InvalidRequest):
+        Submission.of_document(RecordKind.CREDIT_EVENT, {"score": 1.5})
