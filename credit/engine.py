@@ -118,7 +118,8 @@ def evaluate(
     items = [_classify(ev, rulebook, as_of, outcomes, exits) for ev in known]
     items, boundaries = _credit(items, rulebook, as_of, outcomes)
     black = _black_listings(items, as_of)
-    score = _score(items, rulebook, black)
+    breakdown = _breakdown(items)
+    score = _score(breakdown, rulebook, black)
     level = rulebook.level_of(score)
     clean_since = _clean_since(items, rulebook)
     lists = ListStatus(
@@ -131,7 +132,7 @@ def evaluate(
         rulebook_version=rulebook.version,
         score=score,
         level=level,
-        breakdown=_breakdown(items),
+        breakdown=breakdown,
         lists=lists,
         reasons=_reasons(items, rulebook, level),
         next_change_on=_next_change(items, black, boundaries, clean_since, as_of),
@@ -305,18 +306,20 @@ def _calendar_block_caps(
 # --- 4. totals --------------------------------------------------------------------------------------
 
 
-def _score(items: Sequence[_Item], rulebook: Rulebook, black: Sequence[BlackListing]) -> int:
-    """``base + Σ counted``, clamped to the scale; any active black listing caps it."""
-    scale = rulebook.scale
-    score = max(scale.min, min(scale.max, scale.base + sum(i.counted for i in items)))
-    return min(score, scale.black_list_cap) if black else score
-
-
 def _breakdown(items: Iterable[_Item]) -> dict[Category, int]:
+    """Σ counted per category (every category present)."""
     breakdown = dict.fromkeys(Category, 0)
     for item in items:
-        breakdown[item.et.category] += item.counted
+        if item.counted:
+            breakdown[item.et.category] += item.counted
     return breakdown
+
+
+def _score(breakdown: Mapping[Category, int], rulebook: Rulebook, black: Sequence[BlackListing]) -> int:
+    """``base + Σ counted``, clamped to the scale; any active black listing caps it."""
+    scale = rulebook.scale
+    score = max(scale.min, min(scale.max, scale.base + sum(breakdown.values())))
+    return min(score, scale.black_list_cap) if black else score
 
 
 # --- 5. lists ---------------------------------------------------------------------------------------

@@ -67,15 +67,15 @@ def rolling_credits(entries: Iterable[CapEntry], cap: Cap) -> dict[str, int]:
     credits: dict[str, int] = {}
     window: deque[tuple[CapEntry, int]] = deque()  # earlier events that may lie in the window
     for entry in _in_order(entries):
-        start = add_months(entry.occurred_on, -cap.window_months)
+        day = entry.occurred_on
+        start = add_months(day, -cap.window_months)
         # Entries come in date order and add_months is monotone: a window never starts earlier.
         while window and window[0][0].occurred_on <= start:
             window.popleft()
-        used = sum(
-            credit
-            for held, credit in window
-            if held.released_on is None or held.released_on > entry.occurred_on
-        )
+        used = 0
+        for held, credit in window:
+            if held.released_on is None or held.released_on > day:
+                used += credit
         credit = _clip(entry.points, cap.limit - used, cap.limit)
         credits[entry.event_id] = credit
         window.append((entry, credit))
