@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from credit.engine import Assessment, add_months
+from credit.engine import Assessment, ContributionState, add_months
 from credit.errors import NotFoundError
 from credit.identifiers import SubjectKind
 from credit.rulebook import Condition, Rulebook
@@ -51,7 +51,9 @@ def _facts(
             facts.append(f"on {name} since {b.entered_on} until {b.exit_due} (event {b.event_id})")
     if when.clean_years is not None:
         negatives = [
-            c.occurred_on for c in assessment.contributions if c.points < 0 and c.state != "withdrawn"
+            c.occurred_on
+            for c in assessment.contributions
+            if c.points < 0 and c.state != ContributionState.WITHDRAWN
         ]
         # The engine's red-list rule: clean once the newest negative event is clean_years old.
         if any(add_months(day, 12 * when.clean_years) > assessment.as_of for day in negatives):
@@ -62,7 +64,7 @@ def _facts(
         active = [
             c
             for c in assessment.contributions
-            if c.type == when.active_event and c.state in ("counting", "capped")
+            if c.type == when.active_event and ContributionState(c.state).counts
         ]
         if not active:
             return None

@@ -1,9 +1,15 @@
 """The rulebook: every number the credit engine uses, as versioned, validated data.
 
 A rulebook is a TOML file (``credit/rulebooks/default.toml`` is the shipped default, taken from
-CREDIT-RULES.md). :func:`parse_rulebook` validates it completely, naming the bad entry in the
-error; :func:`canonical_hash` is the SM3 hash of its RFC 8785 canonical JSON form, the value a
-``credit_rulebook`` ledger record commits to and every score refers to.
+CREDIT-RULES.md; earlier shipped versions stay beside it as ``<version>.toml`` because recorded
+scores replay under them). :func:`parse_rulebook` validates it completely, naming the bad entry
+in the error; :func:`canonical_hash` is the SM3 hash of its RFC 8785 canonical JSON form, the
+value a ``credit_rulebook`` ledger record commits to and every score refers to.
+
+Compatibility: a rulebook recorded on a ledger is re-validated from its stored canonical JSON and
+must hash to the recorded value. A field added after 2026.1 therefore has a default that keeps
+the old meaning, and is left out of the canonical JSON while it holds that default (see
+``_Model``), so every rulebook written before it keeps its bytes and its hash.
 """
 
 from __future__ import annotations
@@ -13,10 +19,18 @@ from datetime import date
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import rfc8785
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from credit.errors import RulebookError
 from credit.identifiers import SubjectKind
@@ -38,8 +52,30 @@ class Category(StrEnum):
     HONOURS = "honours"  # 个人荣誉
 
 
+class CapRule(StrEnum):
+    """How a category cap is applied (see :mod:`credit.engine_caps`)."""
+
+    ROLLING = "rolling"  # no window of window_months earns more than the cap (CREDIT-RULES.md)
+    # Wrong (events escape the cap as the date moves); the meaning of a rulebook that names no
+    # cap rule, kept only so that scores recorded under such rulebooks (2026.1) replay exactly.
+    CALENDAR_BLOCKS = "calendar-blocks"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Fields added after rulebook 2026.1: left out of the serialised (canonical) form while they
+    #: hold their default, which keeps the old meaning, so older rulebooks keep their hashes.
+    later_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        fields = type(self).model_fields
+        for name in self.later_fields:
+            if getattr(self, name) == fields[name].default:
+                data.pop(name, None)
+        return data
 
 
 class Scale(_Model):
@@ -79,6 +115,8 @@ class Tier(_Model):
 class EventType(_Model):
     """One kind of credit event and what it does to a score."""
 
+    later_fields: ClassVar[frozenset[str]] = frozenset({"watch_list"})
+
     label: str
     category: Category
     points: int
@@ -89,6 +127,7 @@ class EventType(_Model):
     cap: _KEY | None = None
     highest_only: _KEY | None = None
     black_list: _KEY | None = None  # entering a black list (only lawful source lists)
+    watch_list: _KEY | None = None  # entering a source list that black-lists nobody (经营异常名录)
     ends_listing: bool = False  # a source list's exit: ends the listing event it refers to
     counts_after_exit_months: Annotated[int, Field(ge=0, le=240)] = 0
     subjects: tuple[SubjectKind, ...] = (SubjectKind.PERSON, SubjectKind.ORGANIZATION)
@@ -98,12 +137,14 @@ class EventType(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> EventType:
         if self.ends_listing:
-            if self.points != 0 or self.black_list or self.tier or self.counts_months:
+            if self.points != 0 or self.source_list or self.tier or self.counts_months:
                 raise ValueError("a listing-exit event has no points, tier, period or list of its own")
             return self
-        if self.black_list is not None and (self.tier is not None or self.counts_months is not None):
-            raise ValueError("a black-list entry counts while listed: give no tier or counts_months")
-        if self.black_list is None and (self.tier is None) == (self.counts_months is None):
+        if self.black_list is not None and self.watch_list is not None:
+            raise ValueError("a listing enters one list: give black_list or watch_list, not both")
+        if self.source_list is not None and (self.tier is not None or self.counts_months is not None):
+            raise ValueError("a listing counts while listed: give no tier or counts_months")
+        if self.source_list is None and (self.tier is None) == (self.counts_months is None):
             raise ValueError("give exactly one of tier (negative events) or counts_months")
         if self.points > 0 and self.tier is not None:
             raise ValueError("severity tiers are for negative events; positive events use counts_months")
@@ -112,6 +153,15 @@ class EventType(_Model):
         if not self.sources:
             raise ValueError("name the source roles that may report this event")
         return self
+
+    @property
+    def source_list(self) -> str | None:
+        """The source list (black or watch) this event enters, if it is a listing.
+
+        A listing counts while listed (plus ``counts_after_exit_months``); a listing-exit event
+        (``ends_listing``) that refers to it ends it early.
+        """
+        return self.black_list or self.watch_list
 
 
 class Cap(_Model):
@@ -128,14 +178,24 @@ class Cap(_Model):
         return self
 
 
-class BlackList(_Model):
-    """A lawful source list (the only way onto a black list) and its exit rule."""
+class SourceList(_Model):
+    """A list kept by a source (a court, the tax or market-regulation authority) and its exit rule."""
 
     name: str
     legal_basis: str
     max_months: Annotated[int, Field(gt=0, le=240)]  # listing ends after this unless the source ends it
-    early_exit_after_months: Annotated[int, Field(ge=0, le=240)] | None = None
     exit_rule: str
+
+
+class BlackList(SourceList):
+    """A lawful serious-dishonesty list (the only way onto a black list, 国办发〔2020〕49号)."""
+
+    early_exit_after_months: Annotated[int, Field(ge=0, le=240)] | None = None
+
+
+class WatchList(SourceList):
+    """A source list that is not a serious-dishonesty list (经营异常名录): its entries count as
+    negative events while listed and measures may weigh them, but it black-lists nobody."""
 
 
 class RedList(_Model):
@@ -196,6 +256,8 @@ class Intake(_Model):
 class Rulebook(_Model):
     """A complete, validated rulebook."""
 
+    later_fields: ClassVar[frozenset[str]] = frozenset({"cap_rule", "watch_lists"})
+
     version: Annotated[str, Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")]
     title: str
     effective_from: date
@@ -204,7 +266,9 @@ class Rulebook(_Model):
     tiers: dict[_KEY, Tier]
     event_types: dict[_KEY, EventType]
     caps: dict[_KEY, Cap] = {}
+    cap_rule: CapRule = CapRule.CALENDAR_BLOCKS  # absent from rulebooks before 2026.2: the legacy rule
     black_lists: dict[_KEY, BlackList] = {}
+    watch_lists: dict[_KEY, WatchList] = {}
     red_list: RedList
     measures: dict[_KEY, Measure]
     scenarios: dict[_KEY, str]
@@ -228,11 +292,17 @@ class Rulebook(_Model):
                 raise ValueError(f"{where}.cap: unknown cap {et.cap!r}")
             if et.black_list is not None and et.black_list not in self.black_lists:
                 raise ValueError(f"{where}.black_list: unknown black list {et.black_list!r}")
+            if et.watch_list is not None and et.watch_list not in self.watch_lists:
+                raise ValueError(f"{where}.watch_list: unknown watch list {et.watch_list!r}")
             for role in et.sources:
                 if role not in self.source_roles:
                     raise ValueError(f"{where}.sources: unknown source role {role!r}")
             if et.cap is not None and (self.caps[et.cap].limit > 0) != (et.points > 0):
                 raise ValueError(f"{where}.cap: the cap's sign differs from the event's points")
+            if self.cap_rule is CapRule.ROLLING and et.cap is not None and et.highest_only is not None:
+                # Which member of a highest-only group counts changes with the date; a rolling
+                # cap's credit must not (it is fixed for the event's whole counting period).
+                raise ValueError(f"{where}: a rolling cap and a highest_only group cannot be combined")
         if self.red_list.min_level not in names:
             raise ValueError(f"red_list.min_level: unknown level {self.red_list.min_level!r}")
         for tier in self.red_list.removal_tiers:
@@ -249,6 +319,14 @@ class Rulebook(_Model):
             if m.when.active_event is not None and m.when.active_event not in self.event_types:
                 raise ValueError(f"{where}.when.active_event: unknown event type {m.when.active_event!r}")
         return self
+
+    def list_entered(self, et: EventType) -> SourceList | None:
+        """The source list (black or watch) an event of type ``et`` enters, if it is a listing."""
+        if et.black_list is not None:
+            return self.black_lists[et.black_list]
+        if et.watch_list is not None:
+            return self.watch_lists[et.watch_list]
+        return None
 
     def level_min(self, name: str) -> int:
         """The lowest score of level ``name``."""
@@ -289,11 +367,22 @@ def rulebook_from_data(data: Any) -> Rulebook:
 
 
 def parse_rulebook(text: str) -> Rulebook:
-    """Parse and validate TOML rulebook text."""
+    """Parse and validate TOML rulebook text.
+
+    A rulebook written as TOML must name its ``cap_rule``: left out, it would mean the legacy
+    calendar-block rule (the meaning of stored rulebooks from before the field existed), and a
+    new rulebook should not get a wrong rule by omission.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RulebookError(f"not valid TOML: {e}", reason="rulebook-syntax") from e
+    if "cap_rule" not in data:
+        rules = " or ".join(repr(rule.value) for rule in CapRule)
+        raise RulebookError(
+            f"cap_rule: name the cap rule ({rules}); 'rolling' is the rule of CREDIT-RULES.md, "
+            "'calendar-blocks' only replays rulebooks from before 2026.2"
+        )
     return rulebook_from_data(data)
 
 
@@ -314,3 +403,16 @@ def default_rulebook_text() -> str:
 def default_rulebook() -> Rulebook:
     """The shipped default rulebook."""
     return parse_rulebook(default_rulebook_text())
+
+
+#: Earlier shipped defaults, kept because deployments recorded scores under them.
+SHIPPED_VERSIONS = ("2026.1",)
+
+
+def shipped_rulebook(version: str) -> Rulebook:
+    """An earlier shipped default (:data:`SHIPPED_VERSIONS`), exactly as it was activated."""
+    if version not in SHIPPED_VERSIONS:
+        known = ", ".join(SHIPPED_VERSIONS)
+        raise RulebookError(f"no shipped rulebook {version!r} (shipped: {known})", reason="unknown-rulebook")
+    text = resources.files("credit").joinpath(f"rulebooks/{version}.toml").read_text(encoding="utf-8")
+    return parse_rulebook(text)

@@ -209,7 +209,7 @@ def env(ledger: Ledger, tmp_path: Path, idp: Idp) -> Iterator[Env]:
     clock = [START]
     service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: clock[0])
     service.create_schema()
-    assert service.active_rulebook().version == "2026.1"  # the shipped default is in force
+    assert service.active_rulebook().version == "2026.2"  # the shipped default is in force
     keys = {}
     for short, (name, role) in CLIENTS.items():
         keys[short] = new_api_key()
@@ -250,7 +250,7 @@ def test_event_in_score_reasons_history_and_receipt(env: Env) -> None:
 
     me = env.get_me(P1)
     assert (me["score"], me["level"], me["subject_ref"]) == (680, "B", env.ref(P1).hex())
-    assert me["rulebook_version"] == "2026.1" and me["as_of"] == START.isoformat()
+    assert me["rulebook_version"] == "2026.2" and me["as_of"] == START.isoformat()
     assert me["breakdown"]["commercial"] == -20
     assert me["lists"] == {"black": [], "red": False, "red_eligible": False}
     assert me["next_change_on"] == "2027-03-02"
@@ -264,7 +264,7 @@ def test_event_in_score_reasons_history_and_receipt(env: Env) -> None:
     assert change["before"] is None
     assert change["after"] == {"score": 680, "level": "B", "black": [], "red": False}
     assert change["cause"] == {"kind": "event"} and change["as_of"] == START.isoformat()
-    assert change["rulebook"] == "2026.1"
+    assert change["rulebook"] == "2026.2"
     assert change["rulebook_hash"] == default_rulebook().canonical_hash().hex()
     assert [r["code"] for r in change["reasons"]] == ["contract_default"]
 
@@ -1012,8 +1012,8 @@ def test_cli_replay_all_reports_a_difference(
 def test_rulebook_is_published_and_a_new_version_recomputes(env: Env) -> None:
     listed = env.client.get("/v1/credit/rulebooks").json()
     [default] = listed["data"]
-    assert default["version"] == "2026.1" and default["activated_on"] == START.isoformat()
-    canonical = env.client.get("/v1/credit/rulebooks/2026.1")
+    assert default["version"] == "2026.2" and default["activated_on"] == START.isoformat()
+    canonical = env.client.get("/v1/credit/rulebooks/2026.2")
     assert canonical.status_code == 200 and canonical.headers["content-type"].startswith("application/json")
     assert SM3(canonical.content).hex() == default["hash"]
     assert canonical.content == canonical_json(json.loads(canonical.content))  # RFC 8785 form
@@ -1025,24 +1025,24 @@ def test_rulebook_is_published_and_a_new_version_recomputes(env: Env) -> None:
     env.submit("honours", env.ev("honour_district", P2, "h-1"))
     assert env.get_me(P1)["score"] == 680
     data = json.loads(canonical.content)
-    data["version"] = "2026.2"
+    data["version"] = "2026.3"
     data["event_types"]["contract_default"]["points"] = -30
     modified = rulebook_from_data(data)
     env.travel(START + timedelta(days=10))
     report = env.service.activate_rulebook(modified, by="规则委员会")
     assert report.recomputed == 2
     me = env.get_me(P1)
-    assert (me["score"], me["rulebook_version"]) == (670, "2026.2")
+    assert (me["score"], me["rulebook_version"]) == (670, "2026.3")
     last = env.history(P1)[-1]
-    assert last["cause"] == {"kind": "rulebook", "ref": "2026.2"}
+    assert last["cause"] == {"kind": "rulebook", "ref": "2026.3"}
     assert last["rulebook_hash"] == modified.canonical_hash().hex()
     assert (last["before"]["score"], last["after"]["score"]) == (680, 670)
-    # P2's score does not move under 2026.2: no change is recorded, the stored row notes the version.
-    assert env.history(P2)[-1]["rulebook"] == "2026.1"
-    assert env.service.score(env.service.subject_ref(P2)[0])["rulebook_version"] == "2026.2"
+    # P2's score does not move under 2026.3: no change is recorded, the stored row notes the version.
+    assert env.history(P2)[-1]["rulebook"] == "2026.2"
+    assert env.service.score(env.service.subject_ref(P2)[0])["rulebook_version"] == "2026.3"
     versions = env.client.get("/v1/credit/rulebooks").json()["data"]
-    assert [v["version"] for v in versions] == ["2026.1", "2026.2"]
-    new = env.client.get("/v1/credit/rulebooks/2026.2").content
+    assert [v["version"] for v in versions] == ["2026.2", "2026.3"]
+    new = env.client.get("/v1/credit/rulebooks/2026.3").content
     assert SM3(new).hex() == versions[1]["hash"] == modified.canonical_hash().hex()
     with pytest.raises(Conflict, match="already activated"):
         env.service.activate_rulebook(modified, by="again")

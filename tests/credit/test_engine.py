@@ -1,13 +1,16 @@
 """The scoring engine under the default rulebook: every rule against a hand-computed example
 (the arithmetic is in a comment on each test), then hypothesis properties over random histories.
 
-Default numbers used below (credit/rulebooks/default.toml): base 700 on 0-1000; levels AAA ≥ 850,
-AA ≥ 780, A ≥ 700, B ≥ 600, C ≥ 450, D below; tiers minor 3 months (repair at once), general 12
-(repair after 3), serious 36 (repair after 12), financial 60 (no repair); black-list cap 599.
+Default numbers used below (credit/rulebooks/default.toml, 2026.2): base 700 on 0-1000; levels
+AAA ≥ 850, AA ≥ 780, A ≥ 700, B ≥ 600, C ≥ 450, D below; tiers minor 3 months (repair at once),
+general 12 (repair after 3), serious 36 (repair after 12), financial 60 (no repair); black-list
+cap 599; rolling caps (volunteer +50, blood +50, social insurance +30, arrears -60 per 12 months).
+``LEGACY`` is the shipped 2026.1 (calendar-block caps), kept because recorded scores replay under it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -21,6 +24,7 @@ from credit.engine import (
     Assessment,
     BlackListing,
     Contribution,
+    ContributionState,
     Effect,
     EffectKind,
     Event,
@@ -33,9 +37,10 @@ from credit.engine import (
     evaluate,
 )
 from credit.identifiers import SubjectKind
-from credit.rulebook import Category, default_rulebook
+from credit.rulebook import Category, Rulebook, default_rulebook, rulebook_from_data, shipped_rulebook
 
 RB = default_rulebook()
+LEGACY = shipped_rulebook("2026.1")
 AS_OF = date(2026, 6, 15)
 PERSON = SubjectKind.PERSON
 ORG = SubjectKind.ORGANIZATION
@@ -54,8 +59,8 @@ def ev(
     return Event(id_, type_, on, source=source, quantity=quantity, ended_on=ended_on, refers_to=refers_to)
 
 
-def at(events: list[Event], as_of: date = AS_OF, **kwargs: Any) -> Assessment:
-    return evaluate(events, RB, as_of, **kwargs)
+def at(events: list[Event], as_of: date = AS_OF, *, rulebook: Rulebook = RB, **kwargs: Any) -> Assessment:
+    return evaluate(events, rulebook, as_of, **kwargs)
 
 
 def contribution(a: Assessment, event_id: str) -> Contribution:
@@ -108,7 +113,7 @@ def test_no_events_gives_the_base_score() -> None:
     # 700 + 0 = 700 -> A; nothing to explain, nothing will change.
     a = at([])
     assert a.as_of == AS_OF
-    assert a.rulebook_version == "2026.1"
+    assert a.rulebook_version == "2026.2"
     assert a.score == 700
     assert a.level == "A"
     assert a.breakdown == dict.fromkeys(Category, 0)
@@ -242,12 +247,24 @@ def test_positive_cap_earliest_fill_first() -> None:
         ("v5", 10, 10, "counting"),
         ("v6", 10, 0, "capped"),
     ]
-    # v1 expires (and leaves the window) on 2027-01-05: then v2..v6 = 50 all count.
+    # v1 expires on 2027-01-05: 700 + 40 = 740. v6 keeps the credit it was given (0): the room v1
+    # leaves is not handed on, so the score moves only when an event starts or stops counting.
     assert a.next_change_on == date(2027, 1, 5)
     later = at(events, date(2027, 1, 5))
+    assert later.score == 740
+    assert (contribution(later, "v6").counted, contribution(later, "v6").state) == (0, "capped")
+    assert contribution(later, "v1").state == "expired"
+
+
+def test_legacy_positive_cap_hands_the_room_on() -> None:
+    # Under 2026.1's calendar blocks the cap is recomputed over what counts at the as-of date:
+    # once v1 expires, v6 fills its room (750 again). Kept only to replay 2026.1 records.
+    days = [date(2026, m, 5) for m in range(1, 7)]
+    events = [ev(f"v{i}", "volunteer_service", d, quantity=5) for i, d in enumerate(days, 1)]
+    assert at(events, rulebook=LEGACY).score == 750
+    later = at(events, date(2027, 1, 5), rulebook=LEGACY)
     assert later.score == 750
     assert contribution(later, "v6").state == "counting"
-    assert contribution(later, "v1").state == "expired"
 
 
 def test_positive_cap_partial_fill() -> None:
@@ -262,26 +279,153 @@ def test_positive_cap_partial_fill() -> None:
     assert contribution(a, "v5").counted == 8
 
 
-def test_cap_windows_each_have_their_own_cap() -> None:
-    # blood_donation +1 per 100 ml (max 8 per event), counts 36 months, cap 50 per 12-month window
-    # counted back from as_of 2026-06-15:
-    #   window 0 = fact dates (2025-06-15, 2026-06-15], window 1 = (2024-06-15, 2025-06-15].
-    # Window 1: six donations of 8 = 48, then 2025-06-15 (exactly 12 months back, so window 1)
+def test_legacy_cap_blocks_are_counted_back_from_as_of() -> None:
+    # 2026.1: blood_donation +1 per 100 ml (max 8 per event), counts 36 months, cap 50 per
+    # 12-month block counted back from as_of 2026-06-15:
+    #   block 0 = fact dates (2025-06-15, 2026-06-15], block 1 = (2024-06-15, 2025-06-15].
+    # Block 1: six donations of 8 = 48, then 2025-06-15 (exactly 12 months back, so block 1)
     #   gets the remaining 2 -> 50.
-    # Window 0: 2025-06-16 and five more of 8 = 48, then 2026-01-01 gets 2 -> 50.
-    # Score 700 + 50 + 50 = 800 (one cap over everything would give 750).
+    # Block 0: 2025-06-16 and five more of 8 = 48, then 2026-01-01 gets 2 -> 50.
+    # Score 700 + 50 + 50 = 800.
+    w1 = [date(2024, m, 1) for m in range(7, 13)] + [date(2025, 6, 15)]
+    w0 = [date(2025, 6, 16)] + [date(2025, m, 1) for m in range(8, 13)] + [date(2026, 1, 1)]
+    events = [ev(f"b{i:02d}", "blood_donation", d, quantity=8) for i, d in enumerate(w1 + w0)]
+    a = at(events, rulebook=LEGACY)
+    assert a.score == 800
+    assert a.breakdown[Category.PUBLIC] == 100
+    by_day = {c.occurred_on: (c.counted, c.state) for c in a.contributions}
+    assert by_day[date(2025, 6, 15)] == (2, "capped")  # last in block 1
+    assert by_day[date(2025, 6, 16)] == (8, "counting")  # first in block 0
+    assert by_day[date(2026, 1, 1)] == (2, "capped")  # last in block 0
+    # The next change: 2025-06-16 moves to block 1 on 2026-06-16 (+12 months).
+    assert a.next_change_on == date(2026, 6, 16)
+
+
+def test_rolling_cap_each_event_gets_what_its_window_leaves() -> None:
+    # The same donations under the rolling rule (window of an event: fact dates in (date - 12 months, date]):
+    #   2024-07-01 … 2024-12-01: 8 each (48).
+    #   2025-06-15: window (2024-06-15, 2025-06-15] holds 48 -> 2 (capped).
+    #   2025-06-16: window holds 50 -> 0 (capped).
+    #   2025-08-01: window (2024-08-01, 2025-08-01] holds 8 × 4 (Sep-Dec) + 2 + 0 = 34 -> 8.
+    #   2025-09-01, 10-01, 11-01, 12-01: each window holds 34 (one 2024 donation out, one 2025 in) -> 8.
+    #   2026-01-01: window (2025-01-01, 2026-01-01] holds 2 + 0 + 8 × 5 = 42 -> 8.
+    # Score 700 + 48 + 2 + 0 + 8 × 6 = 798; every 12-month window holds at most 50.
     w1 = [date(2024, m, 1) for m in range(7, 13)] + [date(2025, 6, 15)]
     w0 = [date(2025, 6, 16)] + [date(2025, m, 1) for m in range(8, 13)] + [date(2026, 1, 1)]
     events = [ev(f"b{i:02d}", "blood_donation", d, quantity=8) for i, d in enumerate(w1 + w0)]
     a = at(events)
-    assert a.score == 800
-    assert a.breakdown[Category.PUBLIC] == 100
-    by_day = {c.occurred_on: (c.counted, c.state) for c in a.contributions}
-    assert by_day[date(2025, 6, 15)] == (2, "capped")  # last in window 1
-    assert by_day[date(2025, 6, 16)] == (8, "counting")  # first in window 0
-    assert by_day[date(2026, 1, 1)] == (2, "capped")  # last in window 0
-    # The next change: 2025-06-16 moves to window 1 on 2026-06-16 (+12 months).
-    assert a.next_change_on == date(2026, 6, 16)
+    assert a.score == 798
+    assert [c.counted for c in a.contributions] == [8] * 6 + [2, 0] + [8] * 6
+    assert [c.state for c in a.contributions] == ["counting"] * 6 + ["capped"] * 2 + ["counting"] * 6
+    # No cap boundary to wait for: the next change is the first expiry (2024-07-01 + 36 months).
+    assert a.next_change_on == date(2027, 7, 1)
+
+
+# The two examples of issue 10: under 2026.1 a score drifted with the date alone.
+ARREARS_JUNE_AND_DECEMBER = [
+    ev("jun", "loan_arrears", date(2025, 6, 15), quantity=6),
+    ev("dec", "loan_arrears", date(2025, 12, 15), quantity=6),
+]
+SEVEN_DONATIONS = [
+    ev(f"d{i}", "blood_donation", day, quantity=8)
+    for i, day in enumerate(
+        [date(2025, 6, 10), *(date(2025, m, 1) for m in range(8, 13)), date(2026, 4, 1)], 1
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "legacy", "rolling"),
+    [
+        # 2026-03-01: both in the block (2025-03-01, 2026-03-01]: -60 -> 640.
+        (date(2026, 3, 1), 640, 640),
+        # 2026-07-01: June in block 1, December in block 0: -60 each -> 580 (the cap escaped).
+        (date(2026, 7, 1), 580, 640),
+        # 2026-12-20: both in block 1 again -> 640, with no new event.
+        (date(2026, 12, 20), 640, 640),
+        # 2030-06-15: June's cycles expire (60 months); December's were credited 0 and stay so.
+        (date(2030, 6, 15), 640, 700),
+    ],
+)
+def test_issue_example_arrears_in_june_and_december(as_of: date, legacy: int, rolling: int) -> None:
+    # Six cycles in June 2025 and six in December 2025: -10 × 6 each, cap -60 per 12 months.
+    # Rolling: June takes -60; December's window (2024-12-15, 2025-12-15] holds June's -60 -> 0.
+    assert at(ARREARS_JUNE_AND_DECEMBER, as_of, rulebook=LEGACY).score == legacy
+    a = at(ARREARS_JUNE_AND_DECEMBER, as_of)
+    assert a.score == rolling
+    assert contribution(a, "dec").counted == 0
+
+
+@pytest.mark.parametrize(
+    ("as_of", "legacy", "rolling"),
+    [(date(2026, 6, 5), 750, 750), (date(2026, 6, 12), 756, 750)],
+    ids=["today", "a-week-later"],
+)
+def test_issue_example_seven_donations_in_ten_months(as_of: date, legacy: int, rolling: int) -> None:
+    # Seven donations of 800 ml (8 points each) from 2025-06-10 to 2026-04-01; cap 50 per 12 months.
+    # Legacy: on 2026-06-12 the first donation moves to an older block: 48 + 8 = 56 -> 756.
+    # Rolling: 6 × 8 = 48, the seventh gets the remaining 2 -> 750, on both dates.
+    assert at(SEVEN_DONATIONS, as_of, rulebook=LEGACY).score == legacy
+    a = at(SEVEN_DONATIONS, as_of)
+    assert a.score == rolling
+    assert [c.counted for c in a.contributions] == [8] * 6 + [2]
+
+
+def test_rolling_cap_repaired_event_frees_the_window_from_its_repair_date() -> None:
+    # Arrears (cap -60): a1 -60 on 2025-01-10; a2 -30 on 2025-03-10 (window full -> 0);
+    # a1 repaired on 2025-05-01 (the engine takes any repair; intake allows none for arrears);
+    # a3 -30 on 2025-06-10: a1 no longer occupies its window (repaired before a3's date) -> -30.
+    # a2 keeps 0: its credit was fixed while a1 counted. The repair gives back exactly a1's -60.
+    events = [
+        ev("a1", "loan_arrears", date(2025, 1, 10), quantity=6),
+        ev("a2", "loan_arrears", date(2025, 3, 10), quantity=3),
+        ev("a3", "loan_arrears", date(2025, 6, 10), quantity=3),
+    ]
+    effects = [repaired("a1", date(2025, 5, 1))]
+    assert at(events, date(2025, 4, 30), effects=effects).score == 640  # 700 - 60 + 0
+    assert at(events, date(2025, 5, 1), effects=effects).score == 700  # a1 repaired, a2 still 0
+    a = at(events, date(2025, 7, 1), effects=effects)
+    assert a.score == 670  # 700 + 0 + 0 - 30
+    assert [(c.event_id, c.counted, c.state) for c in a.contributions] == [
+        ("a1", 0, "repaired"),
+        ("a2", 0, "capped"),
+        ("a3", -30, "counting"),
+    ]
+    # Withdrawn instead of repaired, a1 never was: a2 and a3 take -30 each.
+    gone = at(events, date(2025, 7, 1), effects=[withdrawn("a1", date(2025, 5, 1))])
+    assert gone.score == 640
+    assert [c.counted for c in gone.contributions] == [0, -30, -30]
+
+
+def test_rolling_cap_expired_event_keeps_its_credit_in_the_window() -> None:
+    # A rulebook where volunteer service counts 3 months (window still 12): v1..v5 = 50 in
+    # January-May 2026. On 2026-06-05 v1..v3 have expired (+3 months) and v4, v5 count 20, but v6
+    # (2026-06-05) is in the same 12-month window as v1..v5 and gets nothing: an expired event's
+    # credit is not handed to later events. 700 + 20 + 0 = 720.
+    data = json.loads(RB.canonical_json())
+    data["event_types"]["volunteer_service"]["counts_months"] = 3
+    short = rulebook_from_data(data)
+    events = [ev(f"v{m}", "volunteer_service", date(2026, m, 5), quantity=5) for m in range(1, 7)]
+    a = evaluate(events, short, date(2026, 6, 5))
+    assert {c.event_id: (c.counted, c.state) for c in a.contributions} == {
+        "v1": (0, "expired"),
+        "v2": (0, "expired"),
+        "v3": (0, "expired"),
+        "v4": (10, "counting"),
+        "v5": (10, "counting"),
+        "v6": (0, "capped"),
+    }
+    assert a.score == 720
+
+
+def test_rolling_cap_an_earlier_event_can_lower_a_later_score() -> None:
+    # The price of fixed credits: x (10, 2025-01-01) fills part of the window of v2..v6, so v6 gets
+    # 0 and keeps 0 after x expires (2026-01-01). On 2026-01-15 the history with x scores 740, the
+    # one without it 750. On every day x counts, the history with x scores at least as much.
+    base = [ev(f"v{m}", "volunteer_service", date(2025, m, 1), quantity=5) for m in range(2, 7)]
+    x = ev("x", "volunteer_service", date(2025, 1, 1), quantity=5)
+    assert (at(base, date(2026, 1, 15)).score, at([*base, x], date(2026, 1, 15)).score) == (750, 740)
+    assert (at(base, date(2025, 12, 31)).score, at([*base, x], date(2025, 12, 31)).score) == (750, 750)
 
 
 def test_negative_cap_per_year() -> None:
@@ -294,6 +438,7 @@ def test_negative_cap_per_year() -> None:
     assert a.level == "B"
     assert [c.counted for c in a.contributions] == [-10] * 6 + [0] * 6
     assert [c.state for c in a.contributions] == ["counting"] * 6 + ["capped"] * 6
+    assert all(isinstance(c.state, ContributionState) for c in a.contributions)
     # Reasons: the counting ones (-10 each), latest first among equals.
     assert [r.event_id for r in a.reasons] == ["a06", "a05", "a04", "a03"]
     assert all(r.repair == Repair("expiry", None) for r in a.reasons)
@@ -907,27 +1052,32 @@ red_decisions = st.lists(
     unique_by=lambda d: d.effective_on,  # same-day decisions: see the xfail test above
 )
 subjects = st.sampled_from(SubjectKind)
+#: Every general property holds under both cap rules: the default (rolling) and 2026.1 (legacy).
+rulebooks = st.sampled_from([RB, LEGACY])
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
-@given(histories(), red_decisions, subjects)
+@given(rulebooks, histories(), red_decisions, subjects)
 def test_property_score_within_scale_and_consistent(
-    history: tuple[list[Event], list[Effect], date], red: list[RedListDecision], subject: SubjectKind
+    rb: Rulebook,
+    history: tuple[list[Event], list[Effect], date],
+    red: list[RedListDecision],
+    subject: SubjectKind,
 ) -> None:
     events, effects, as_of = history
-    a = evaluate(events, RB, as_of, effects=effects, red_list=red, subject=subject)
-    assert RB.scale.min <= a.score <= RB.scale.max
-    assert a.level == RB.level_of(a.score)
+    a = evaluate(events, rb, as_of, effects=effects, red_list=red, subject=subject)
+    assert rb.scale.min <= a.score <= rb.scale.max
+    assert a.level == rb.level_of(a.score)
     if a.lists.black:
-        assert a.score <= RB.scale.black_list_cap
+        assert a.score <= rb.scale.black_list_cap
     if a.lists.red_eligible:
-        assert a.score >= RB.level_min(RB.red_list.min_level)
+        assert a.score >= rb.level_min(rb.red_list.min_level)
         assert not a.lists.black
     assert len(a.reasons) <= MAX_REASONS
     assert all(r.points < 0 for r in a.reasons)
     assert [r.points for r in a.reasons] == sorted(r.points for r in a.reasons)
-    if a.level == RB.levels[0].name:
+    if a.level == rb.levels[0].name:
         assert a.reasons == ()
     if a.next_change_on is not None:
         assert a.next_change_on > as_of
@@ -941,21 +1091,24 @@ def test_property_score_within_scale_and_consistent(
 
 
 @PROPERTY
-@given(histories(), red_decisions, subjects)
+@given(rulebooks, histories(), red_decisions, subjects)
 def test_property_breakdown_sums_to_score_minus_base(
-    history: tuple[list[Event], list[Effect], date], red: list[RedListDecision], subject: SubjectKind
+    rb: Rulebook,
+    history: tuple[list[Event], list[Effect], date],
+    red: list[RedListDecision],
+    subject: SubjectKind,
 ) -> None:
     events, effects, as_of = history
-    a = evaluate(events, RB, as_of, effects=effects, red_list=red, subject=subject)
+    a = evaluate(events, rb, as_of, effects=effects, red_list=red, subject=subject)
     total = sum(a.breakdown.values())
     assert total == sum(c.counted for c in a.contributions)
-    unclamped = RB.scale.base + total
-    if not a.lists.black and RB.scale.min <= unclamped <= RB.scale.max:
+    unclamped = rb.scale.base + total
+    if not a.lists.black and rb.scale.min <= unclamped <= rb.scale.max:
         assert a.score == unclamped
     else:
-        expected = max(RB.scale.min, min(RB.scale.max, unclamped))
+        expected = max(rb.scale.min, min(rb.scale.max, unclamped))
         if a.lists.black:
-            expected = min(expected, RB.scale.black_list_cap)
+            expected = min(expected, rb.scale.black_list_cap)
         assert a.score == expected
 
 
@@ -970,30 +1123,34 @@ def test_property_breakdown_sums_to_score_minus_base(
 def test_property_adding_a_positive_event_never_lowers_the_score(
     history: tuple[list[Event], list[Effect], date], type_: str, on: date, quantity: int, subject: SubjectKind
 ) -> None:
+    # Under the rolling rule: on the day it happens (later, see
+    # test_rolling_cap_an_earlier_event_can_lower_a_later_score). Under 2026.1: on any day.
     events, effects, as_of = history
-    before = evaluate(events, RB, as_of, effects=effects, subject=subject)
     extra = Event("zz-new", type_, on, quantity=min(quantity, RB.event_types[type_].max_quantity))
-    after = evaluate([*events, extra], RB, as_of, effects=effects, subject=subject)
-    assert after.score >= before.score
-    if on <= as_of:
-        assert contribution(after, "zz-new").counted >= 0
+    for rb, day in ((RB, on), (LEGACY, as_of)):
+        before = evaluate(events, rb, day, effects=effects, subject=subject)
+        after = evaluate([*events, extra], rb, day, effects=effects, subject=subject)
+        assert after.score >= before.score
+        if on <= day:
+            assert contribution(after, "zz-new").counted >= 0
 
 
 @PROPERTY
-@given(histories(), red_decisions, subjects, st.randoms(use_true_random=False))
+@given(rulebooks, histories(), red_decisions, subjects, st.randoms(use_true_random=False))
 def test_property_input_order_does_not_matter(
+    rb: Rulebook,
     history: tuple[list[Event], list[Effect], date],
     red: list[RedListDecision],
     subject: SubjectKind,
     rnd: Any,
 ) -> None:
     events, effects, as_of = history
-    a = evaluate(events, RB, as_of, effects=effects, red_list=red, subject=subject)
+    a = evaluate(events, rb, as_of, effects=effects, red_list=red, subject=subject)
     shuffled_events, shuffled_effects, shuffled_red = list(events), list(effects), list(red)
     rnd.shuffle(shuffled_events)
     rnd.shuffle(shuffled_effects)
     rnd.shuffle(shuffled_red)
-    b = evaluate(shuffled_events, RB, as_of, effects=shuffled_effects, red_list=shuffled_red, subject=subject)
+    b = evaluate(shuffled_events, rb, as_of, effects=shuffled_effects, red_list=shuffled_red, subject=subject)
     assert (b.score, b.level, b.breakdown, b.reasons, b.lists, b.next_change_on) == (
         a.score,
         a.level,
@@ -1006,33 +1163,36 @@ def test_property_input_order_does_not_matter(
 
 
 @PROPERTY
-@given(histories(), red_decisions, subjects)
+@given(rulebooks, histories(), red_decisions, subjects)
 def test_property_deterministic(
-    history: tuple[list[Event], list[Effect], date], red: list[RedListDecision], subject: SubjectKind
+    rb: Rulebook,
+    history: tuple[list[Event], list[Effect], date],
+    red: list[RedListDecision],
+    subject: SubjectKind,
 ) -> None:
     events, effects, as_of = history
-    first = evaluate(events, RB, as_of, effects=effects, red_list=red, subject=subject)
-    second = evaluate(events, RB, as_of, effects=effects, red_list=red, subject=subject)
+    first = evaluate(events, rb, as_of, effects=effects, red_list=red, subject=subject)
+    second = evaluate(events, rb, as_of, effects=effects, red_list=red, subject=subject)
     assert first == second
     # One-shot iterables are read once and give the same result.
-    third = evaluate(iter(events), RB, as_of, effects=iter(effects), red_list=iter(red), subject=subject)
+    third = evaluate(iter(events), rb, as_of, effects=iter(effects), red_list=iter(red), subject=subject)
     assert third == first
 
 
 @PROPERTY
-@given(histories(), st.data())
+@given(rulebooks, histories(), st.data())
 def test_property_withdrawing_equals_never_having_had_the_event(
-    history: tuple[list[Event], list[Effect], date], data: st.DataObject
+    rb: Rulebook, history: tuple[list[Event], list[Effect], date], data: st.DataObject
 ) -> None:
     events, effects, as_of = history
-    known = [e for e in events if e.occurred_on <= as_of and e.type in RB.event_types]
+    known = [e for e in events if e.occurred_on <= as_of and e.type in rb.event_types]
     if not known:
         return
     gone = data.draw(st.sampled_from(known))
     withdrawal = Effect(gone.id, EffectKind.WITHDRAWN, data.draw(st.dates(gone.occurred_on, as_of)))
     kept_effects = [e for e in effects if e.event_id != gone.id]
-    with_effect = evaluate(events, RB, as_of, effects=[*kept_effects, withdrawal])
-    without = evaluate([e for e in events if e.id != gone.id], RB, as_of, effects=kept_effects)
+    with_effect = evaluate(events, rb, as_of, effects=[*kept_effects, withdrawal])
+    without = evaluate([e for e in events if e.id != gone.id], rb, as_of, effects=kept_effects)
     assert with_effect.score == without.score
     assert with_effect.breakdown == without.breakdown
     assert with_effect.lists == without.lists
@@ -1042,8 +1202,9 @@ def test_property_withdrawing_equals_never_having_had_the_event(
 
 
 @PROPERTY
-@given(histories(), red_decisions, subjects, st.integers(1, 800))
+@given(rulebooks, histories(), red_decisions, subjects, st.integers(1, 800))
 def test_property_nothing_changes_before_next_change_on(
+    rb: Rulebook,
     history: tuple[list[Event], list[Effect], date],
     red: list[RedListDecision],
     subject: SubjectKind,
@@ -1055,12 +1216,139 @@ def test_property_nothing_changes_before_next_change_on(
     events = [e for e in events if e.occurred_on <= as_of]
     effects = [e for e in effects if e.effective_on <= as_of]
     red = [d for d in red if d.effective_on <= as_of]
-    a = evaluate(events, RB, as_of, effects=effects, red_list=red, subject=subject)
+    a = evaluate(events, rb, as_of, effects=effects, red_list=red, subject=subject)
     later = as_of + timedelta(days=offset)
     if a.next_change_on is not None and later >= a.next_change_on:
         later = a.next_change_on - timedelta(days=1)
-    b = evaluate(events, RB, later, effects=effects, red_list=red, subject=subject)
+    b = evaluate(events, rb, later, effects=effects, red_list=red, subject=subject)
     assert (b.score, b.level, b.lists, b.breakdown) == (a.score, a.level, a.lists, a.breakdown)
+
+
+# --- rolling caps: properties ---------------------------------------------------------------------
+
+CAPPED_TYPES = sorted(k for k, et in RB.event_types.items() if et.cap is not None)
+OTHER_TYPES = ["contract_default", "honour_national", "honour_district", "court_defaulter_listed"]
+
+
+@st.composite
+def capped_histories(
+    draw: st.DrawFn, max_events: int = 16, withdrawals: bool = True
+) -> tuple[list[Event], list[Effect]]:
+    """Mostly capped events within two years (so the caps bite), a few others, listings and their
+    exits, repairs and (optionally) withdrawals."""
+    start = draw(st.dates(date(2022, 1, 1), date(2025, 1, 1)))
+    n = draw(st.integers(1, max_events))
+    events: list[Event] = []
+    for i in range(n):
+        type_ = draw(st.sampled_from(CAPPED_TYPES * 3 + OTHER_TYPES + ["court_defaulter_delisted"]))
+        et = RB.event_types[type_]
+        on = start + timedelta(days=draw(st.integers(0, 730)))
+        ended_on = None
+        if et.tier == "financial" and draw(st.booleans()):
+            ended_on = on + timedelta(days=draw(st.integers(0, 400)))
+        refers_to = draw(st.sampled_from([e.id for e in events] or ["nowhere"])) if et.ends_listing else None
+        quantity = draw(st.integers(1, et.max_quantity))
+        events.append(Event(f"e{i:02d}", type_, on, "s", quantity, ended_on, refers_to))
+    kinds = [EffectKind.REPAIRED, EffectKind.WITHDRAWN] if withdrawals else [EffectKind.REPAIRED]
+    effects = draw(
+        st.lists(
+            st.builds(
+                Effect,
+                st.sampled_from([e.id for e in events]),
+                st.sampled_from(kinds),
+                st.dates(start, start + timedelta(days=1100)),
+            ),
+            max_size=4,
+        )
+    )
+    return events, effects
+
+
+def change_dates(events: list[Event], effects: list[Effect], rb: Rulebook = RB) -> list[date]:
+    """Every date on which some event starts or stops counting, or a case or list state changes:
+    fact dates, effect dates, expiries, listing ends (by exit or by the list's longest term)."""
+    days = {e.occurred_on for e in events} | {e.effective_on for e in effects}
+    # Expiries without the effects: a withdrawn event has none, but it counted (and expired) before.
+    final = evaluate(events, rb, date(2040, 1, 1))
+    days |= {c.expires_on for c in final.contributions if c.expires_on is not None}
+    for listing in events:
+        et = rb.event_types[listing.type]
+        source_list = rb.list_entered(et)
+        if source_list is None:
+            continue
+        ends = {add_months(listing.occurred_on, source_list.max_months)}
+        ends |= {e.occurred_on for e in events if e.refers_to == listing.id}
+        days |= ends | {add_months(end, et.counts_after_exit_months) for end in ends}
+    return sorted(days)
+
+
+@PROPERTY
+@given(capped_histories(), st.data())
+def test_property_rolling_score_changes_only_when_something_starts_or_stops(
+    history: tuple[list[Event], list[Effect]], data: st.DataObject
+) -> None:
+    # Between two consecutive change dates (and after the last one) every day gives the same
+    # score, breakdown and black listings.
+    events, effects = history
+    days = change_dates(events, effects)
+    for first, following in zip(days, [*days[1:], days[-1] + timedelta(days=2000)], strict=True):
+        if (following - first).days < 2:
+            continue
+        a = evaluate(events, RB, first, effects=effects)
+        middle = data.draw(st.dates(first + timedelta(days=1), following - timedelta(days=1)))
+        for later in (middle, following - timedelta(days=1)):
+            b = evaluate(events, RB, later, effects=effects)
+            assert (b.score, b.breakdown, b.lists.black) == (a.score, a.breakdown, a.lists.black), later
+
+
+@PROPERTY
+@given(capped_histories(), st.data())
+def test_property_rolling_no_window_counts_more_than_the_cap(
+    history: tuple[list[Event], list[Effect]], data: st.DataObject
+) -> None:
+    # On every change date and a random day, no window (end - 12 months, end] of a cap group holds
+    # counted points beyond the cap (the largest sums are found at windows ending on a fact date).
+    events, effects = history
+    days = change_dates(events, effects)
+    for as_of in [*days, data.draw(st.dates(days[0], days[-1]))]:
+        a = evaluate(events, RB, as_of, effects=effects)
+        groups: dict[str, list[Contribution]] = {}
+        for c in a.contributions:
+            cap_key = RB.event_types[c.type].cap
+            if cap_key is not None:
+                groups.setdefault(cap_key, []).append(c)
+        for cap_key, members in groups.items():
+            cap = RB.caps[cap_key]
+            for end in {c.occurred_on for c in members}:
+                start = add_months(end, -cap.window_months)
+                total = sum(c.counted for c in members if start < c.occurred_on <= end)
+                assert total <= cap.limit if cap.limit > 0 else total >= cap.limit, (cap_key, end)
+
+
+@PROPERTY
+@given(capped_histories(withdrawals=False))
+def test_property_rolling_credit_is_fixed_while_the_event_counts(
+    history: tuple[list[Event], list[Effect]],
+) -> None:
+    # Without corrections, a capped event counts the same on every day it counts. (A withdrawal
+    # rewrites history — as if the event had never been — and so may change later credits.)
+    events, effects = history
+    credited: dict[str, int] = {}
+    for as_of in change_dates(events, effects):
+        for c in evaluate(events, RB, as_of, effects=effects).contributions:
+            if RB.event_types[c.type].cap is not None and ContributionState(c.state).counts:
+                assert credited.setdefault(c.event_id, c.counted) == c.counted, (c.event_id, as_of)
+
+
+def test_legacy_scores_drift_between_change_dates() -> None:
+    # The legacy rule fails the property above: the issue's donations, with no change date between
+    # 2026-06-05 and 2026-06-12, score 750 and then 756.
+    days = change_dates(SEVEN_DONATIONS, [], LEGACY)
+    assert not any(date(2026, 6, 5) < day <= date(2026, 6, 12) for day in days)
+    scores = {
+        at(SEVEN_DONATIONS, day, rulebook=LEGACY).score for day in (date(2026, 6, 5), date(2026, 6, 12))
+    }
+    assert scores == {750, 756}
 
 
 def test_assessment_is_frozen() -> None:

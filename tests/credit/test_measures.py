@@ -31,7 +31,7 @@ from credit.engine import (
 from credit.errors import NotFoundError
 from credit.identifiers import SubjectKind
 from credit.measures import AppliedMeasure, measures
-from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
+from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data, shipped_rulebook
 
 RB = default_rulebook()
 AS_OF = date(2026, 6, 15)
@@ -282,17 +282,81 @@ def test_subsidies_nothing_for_an_ordinary_subject() -> None:
 
 
 def test_procurement_bar_names_each_listing() -> None:
-    # An organization on two lists: tax D (36 months) and abnormal operations (36 months).
+    # An organization on two black lists: tax D (36 months) and the serious-violation list (36 months).
     events = [
         ev("T1", "tax_credit_d", date(2025, 1, 10)),
-        ev("A1", "abnormal_operations_listed", date(2025, 5, 1)),
+        ev("V1", "serious_violation_listed", date(2025, 5, 1)),
     ]
     (m,) = applied(events, "procurement", subject=ORG)
     assert m.id == "procurement_bar"
     assert m.facts == (
         f"on {RB.black_lists['tax_major_violation'].name} since 2025-01-10 until 2028-01-10 (event T1)",
-        f"on {RB.black_lists['abnormal_operations'].name} since 2025-05-01 until 2028-05-01 (event A1)",
+        f"on {RB.black_lists['market_serious_violation'].name} since 2025-05-01 until 2028-05-01 (event V1)",
     )
+
+
+# --- the abnormal-operations list (经营异常名录): a watch list, not a black list --------------------------
+
+ABNORMAL = "abnormal_operations_listed"
+
+
+def test_abnormal_operations_listing_is_weighed_in_procurement_not_a_bar() -> None:
+    # Listed 2025-05-01: -30 while listed (700 - 30 = 670, level B, no 599 cap), no black listing.
+    events = [ev("A1", ABNORMAL, date(2025, 5, 1))]
+    a = assess(events, subject=ORG)
+    assert (a.score, a.level, a.lists.black) == (670, "B", ())
+    (m,) = applied(events, "procurement", subject=ORG)
+    assert (m.id, m.kind) == ("procurement_weighs_abnormal_operations", "punishment")
+    assert "not a bar" in m.effect
+    assert m.legal_basis.startswith("企业信息公示暂行条例")
+    assert m.facts == ("on the abnormal-operations list on 2025-05-01 (event A1)",)
+    # None of the black-list measures: no subsidy exclusion, no supervision bar.
+    assert applied(events, "subsidies", subject=ORG) == []
+    assert applied(events, "supervision", subject=ORG) == []
+
+
+def test_abnormal_operations_counts_until_removed() -> None:
+    # Removed on 2026-02-01 (the removal refers to the listing): the -30 and the measure end that day.
+    events = [
+        ev("A1", ABNORMAL, date(2025, 5, 1)),
+        ev("R1", "abnormal_operations_removed", date(2026, 2, 1), refers_to="A1"),
+    ]
+    listed = assess(events, subject=ORG, as_of=date(2026, 1, 31))
+    assert listed.score == 670
+    assert listed.next_change_on == date(2028, 5, 1)  # before the removal: the list's 36 months
+    assert ids(measures(listed, "procurement", RB, subject=ORG)) == ["procurement_weighs_abnormal_operations"]
+    removed = assess(events, subject=ORG, as_of=date(2026, 2, 1))
+    assert removed.score == 700
+    assert {c.event_id: c.state for c in removed.contributions} == {"A1": "expired", "R1": "listing-exit"}
+    assert measures(removed, "procurement", RB, subject=ORG) == []
+
+
+def test_abnormal_operations_without_removal_ends_after_three_years() -> None:
+    # No removal: the listing counts at most 36 months (then market regulation moves a still-listed
+    # enterprise to the serious-violation list, reported as its own event).
+    events = [ev("A1", ABNORMAL, date(2023, 5, 1))]
+    assert assess(events, subject=ORG, as_of=date(2026, 4, 30)).score == 670
+    assert assess(events, subject=ORG, as_of=date(2026, 5, 1)).score == 700
+
+
+def test_abnormal_operations_route_is_removal_and_the_red_list_is_not_ended() -> None:
+    # Its reason's route is the list's removal (no 信用修复 of its own); a red-list member is not
+    # removed at once (it is not a serious event nor a black listing) — the yearly review decides,
+    # and eligibility needs three clean years.
+    a = assess([ev("A1", ABNORMAL, date(2025, 5, 1))], subject=ORG, red=True)
+    (reason,) = a.reasons
+    assert (reason.code, reason.points, reason.repair.route) == (ABNORMAL, -30, "list-exit")
+    assert (a.lists.red_member, a.lists.red_eligible) == (True, False)
+
+
+def test_abnormal_operations_was_a_black_list_in_2026_1() -> None:
+    # Scores recorded under 2026.1 replay with the list as it was then: capped at 599, barred.
+    legacy = shipped_rulebook("2026.1")
+    events = [ev("A1", ABNORMAL, date(2025, 5, 1))]
+    a = assess(events, subject=ORG, rulebook=legacy)
+    assert a.score == 599
+    assert [b.list for b in a.lists.black] == ["abnormal_operations"]
+    assert ids(measures(a, "procurement", legacy, subject=ORG)) == ["procurement_bar"]
 
 
 def test_procurement_no_bar_after_delisting() -> None:

@@ -24,6 +24,8 @@ import credit.rulebook
 from credit.errors import RulebookError
 from credit.identifiers import SubjectKind
 from credit.rulebook import (
+    SHIPPED_VERSIONS,
+    CapRule,
     Category,
     Rulebook,
     default_rulebook,
@@ -31,9 +33,14 @@ from credit.rulebook import (
     load_rulebook,
     parse_rulebook,
     rulebook_from_data,
+    shipped_rulebook,
 )
 
-DEFAULT_PATH = Path(credit.rulebook.__file__).parent / "rulebooks" / "default.toml"
+RULEBOOKS = Path(credit.rulebook.__file__).parent / "rulebooks"
+DEFAULT_PATH = RULEBOOKS / "default.toml"
+#: SM3 of rulebook 2026.1's canonical JSON as deployments recorded it on their ledgers (computed
+#: before any later field existed). It must never change: old scores replay against it.
+HASH_2026_1 = "6604ab490ad237e09c2d7830f5771305742ef24f987cbad0241c74ef423e00e3"
 
 
 def default_data() -> dict[str, Any]:
@@ -66,7 +73,8 @@ def del_at(data: Any, path: str) -> None:
 
 def test_default_rulebook_loads() -> None:
     rb = default_rulebook()
-    assert rb.version == "2026.1"
+    assert rb.version == "2026.2"
+    assert rb.cap_rule is CapRule.ROLLING
     assert (rb.scale.min, rb.scale.max, rb.scale.base, rb.scale.black_list_cap) == (0, 1000, 700, 599)
     assert [(level.name, level.min) for level in rb.levels] == [
         ("AAA", 850),
@@ -88,6 +96,11 @@ def test_default_rulebook_loads() -> None:
     assert rb.red_list.min_level == "AA"
     assert rb.black_lists["court_defaulters"].max_months == 24
     assert set(rb.scenarios) == {m.scenario for m in rb.measures.values()}
+    # The abnormal-operations list is a watch list, not a black list (CREDIT-RULES.md).
+    assert set(rb.black_lists) == {"court_defaulters", "market_serious_violation", "tax_major_violation"}
+    listed = rb.event_types["abnormal_operations_listed"]
+    assert (listed.points, listed.black_list, listed.watch_list) == (-30, None, "abnormal_operations")
+    assert rb.list_entered(listed) == rb.watch_lists["abnormal_operations"]
 
 
 def test_default_rulebook_same_from_every_entry_point(tmp_path: Path) -> None:
@@ -158,7 +171,8 @@ def test_canonical_json_is_sorted_compact_json() -> None:
     )
     assert text == expected.encode("utf-8")
     assert text.startswith(b'{"black_lists":')
-    assert b'"effective_from":"2026-01-01"' in text
+    assert b'"effective_from":"2026-12-01"' in text
+    assert b'"cap_rule":"rolling"' in text
     assert "诚信优秀".encode() in text
 
 
@@ -203,8 +217,10 @@ def test_canonical_hash_ignores_formatting_and_key_order() -> None:
         ("black_lists.court_defaulters.max_months", 36),
         ("red_list.clean_years", 2),
         ("deadlines.objection_answer_working_days", 11),
-        ("version", "2026.2"),
-        ("effective_from", date(2026, 1, 2)),
+        ("version", "2026.3"),
+        ("effective_from", date(2026, 12, 2)),
+        ("cap_rule", "calendar-blocks"),
+        ("watch_lists.abnormal_operations.max_months", 24),
     ],
 )
 def test_canonical_hash_changes_with_one_value(path: str, value: Any) -> None:
@@ -220,6 +236,68 @@ def test_canonical_hash_covers_labels() -> None:
     data = default_data()
     set_at(data, "levels.0.label", "excellent")
     assert rulebook_from_data(data).canonical_hash() != default_rulebook().canonical_hash()
+
+
+# --- earlier versions: recorded rulebooks keep replaying ------------------------------------------
+
+
+def test_shipped_2026_1_keeps_its_recorded_hash() -> None:
+    rb = shipped_rulebook("2026.1")
+    assert rb.version == "2026.1"
+    assert rb.cap_rule is CapRule.CALENDAR_BLOCKS
+    assert rb.canonical_hash().hex() == HASH_2026_1
+    # No field added after 2026.1 appears in its canonical form.
+    text = rb.canonical_json()
+    assert b"cap_rule" not in text and b"watch_list" not in text
+    assert "abnormal_operations" in rb.black_lists  # 2026.1 as recorded: a black list then
+
+
+def test_2026_1_revalidates_from_its_stored_json() -> None:
+    # What a deployment stored at activation: the canonical JSON, without cap_rule.
+    stored = json.loads(shipped_rulebook("2026.1").canonical_json())
+    assert "cap_rule" not in stored
+    again = rulebook_from_data(stored)
+    assert again.cap_rule is CapRule.CALENDAR_BLOCKS  # absent means the legacy rule
+    assert again.canonical_hash().hex() == HASH_2026_1
+
+
+def test_later_fields_at_their_default_are_left_out_of_the_canonical_form() -> None:
+    data = json.loads(shipped_rulebook("2026.1").canonical_json())
+    data["cap_rule"] = "calendar-blocks"
+    data["watch_lists"] = {}
+    data["event_types"]["contract_default"]["watch_list"] = None
+    assert rulebook_from_data(data).canonical_hash().hex() == HASH_2026_1
+    # A value other than the default is part of the rulebook, and of its hash.
+    data["cap_rule"] = "rolling"
+    rolling = rulebook_from_data(data)
+    assert rolling.canonical_hash().hex() != HASH_2026_1
+    assert b'"cap_rule":"rolling"' in rolling.canonical_json()
+
+
+def test_legacy_caps_may_still_combine_with_highest_only() -> None:
+    # The rolling rule refuses the combination; a rulebook under the legacy rule validates as before.
+    data = json.loads(shipped_rulebook("2026.1").canonical_json())
+    data["event_types"]["honour_street"]["cap"] = "volunteer"
+    assert rulebook_from_data(data).event_types["honour_street"].cap == "volunteer"
+
+
+def test_shipped_versions_and_the_default() -> None:
+    assert SHIPPED_VERSIONS == ("2026.1",)
+    assert default_rulebook().version not in SHIPPED_VERSIONS
+    with pytest.raises(RulebookError) as info:
+        shipped_rulebook("1999.9")
+    assert info.value.reason == "unknown-rulebook"
+    assert "2026.1" in info.value.message
+
+
+def test_a_toml_rulebook_must_name_its_cap_rule() -> None:
+    text = default_rulebook_text().replace('cap_rule = "rolling"\n', "", 1)
+    assert "cap_rule =" not in text
+    with pytest.raises(RulebookError) as info:
+        parse_rulebook(text)
+    assert info.value.reason == "invalid-rulebook"
+    assert info.value.message.startswith("cap_rule: ")
+    assert "'rolling'" in info.value.message and "'calendar-blocks'" in info.value.message
 
 
 # --- validation: each error names the bad entry ----------------------------------------------------
@@ -347,6 +425,42 @@ INVALID: list[Any] = [
         "event_types.court_defaulter_listed.black_list",
         "unknown black list 'nope'",
         id="unknown-black-list",
+    ),
+    pytest.param(
+        [("set", "event_types.abnormal_operations_listed.watch_list", "nope")],
+        "event_types.abnormal_operations_listed.watch_list",
+        "unknown watch list 'nope'",
+        id="unknown-watch-list",
+    ),
+    pytest.param(
+        [("set", "event_types.abnormal_operations_listed.black_list", "court_defaulters")],
+        "event_types.abnormal_operations_listed",
+        "black_list or watch_list, not both",
+        id="black-and-watch-list",
+    ),
+    pytest.param(
+        [("set", "event_types.abnormal_operations_listed.tier", "general")],
+        "event_types.abnormal_operations_listed",
+        "counts while listed",
+        id="watch-listing-with-tier",
+    ),
+    pytest.param(
+        [("set", "event_types.abnormal_operations_removed.watch_list", "abnormal_operations")],
+        "event_types.abnormal_operations_removed",
+        "listing-exit event has no points",
+        id="listing-exit-with-a-list",
+    ),
+    pytest.param(
+        [("set", "event_types.honour_street.cap", "volunteer")],
+        "event_types.honour_street",
+        "a rolling cap and a highest_only group cannot be combined",
+        id="rolling-cap-with-highest-only",
+    ),
+    pytest.param(
+        [("set", "cap_rule", "per-decade")],
+        "cap_rule",
+        "'rolling' or 'calendar-blocks'",
+        id="unknown-cap-rule",
     ),
     pytest.param(
         [("set", "event_types.court_defaulter_delisted.points", -5)],

@@ -106,7 +106,7 @@ class Svc:
 def new_service(ledger: Ledger, clock: list[date]) -> CreditService:
     service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: clock[0])
     service.create_schema()
-    assert service.active_rulebook().version == "2026.1"  # the shipped default is in force
+    assert service.active_rulebook().version == "2026.2"  # the shipped default is in force
     return service
 
 
@@ -241,20 +241,20 @@ def test_recompute_all_after_activating_a_rulebook(svc: Svc) -> None:
     svc.submit(COURT, "contract_default", P3, "c-3")
     svc.submit(COURT, "sued_in_breach", P3, "c-4")
     svc.travel(START + timedelta(days=7))
-    report = svc.service.activate_rulebook(modified_rulebook("2026.2", contract_default=-30), by="规则委员会")
+    report = svc.service.activate_rulebook(modified_rulebook("2026.3", contract_default=-30), by="规则委员会")
     assert (report.recomputed, report.changed) == (3, 2)  # P2's score does not move: nothing recorded
     scores = {p: svc.service.score(svc.ref(p)) for p in (P1, P2, P3)}
     assert {p: s["score"] for p, s in scores.items()} == {P1: 670, P2: 705, P3: 620}
-    assert {s["rulebook_version"] for s in scores.values()} == {"2026.2"}
+    assert {s["rulebook_version"] for s in scores.values()} == {"2026.3"}
     for p in (P1, P3):
         last = svc.service.history(svc.ref(p))[-1]
-        assert last["cause"] == {"kind": "rulebook", "ref": "2026.2"} and last["rulebook"] == "2026.2"
+        assert last["cause"] == {"kind": "rulebook", "ref": "2026.3"} and last["rulebook"] == "2026.3"
         assert last["as_of"] == svc.clock[0].isoformat()
-    assert svc.service.history(svc.ref(P2))[-1]["rulebook"] == "2026.1"
+    assert svc.service.history(svc.ref(P2))[-1]["rulebook"] == "2026.2"
 
     again = svc.service.recompute_all(cause={"kind": "manual"})
     assert (again.recomputed, again.changed) == (3, 0)
-    assert svc.submit(COURT, "contract_default", P2, "c-5").score == 675  # new events use 2026.2
+    assert svc.submit(COURT, "contract_default", P2, "c-5").score == 675  # new events use 2026.3
     svc.assert_clean(P1, P2, P3)
 
 
