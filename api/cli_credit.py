@@ -20,11 +20,15 @@ from ledger.settings import Settings
 Command = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
-def _open(settings: Settings, *, today: date | None = None) -> CreditService:
+def _open(settings: Settings, *, today: date | None = None, rulebook: bool = False) -> CreditService:
+    """The credit service; with ``rulebook``, a rulebook in force (the shipped default if none is)."""
     from credit.setup import open_credit
     from ledger.service import open_ledger
 
-    return open_credit(open_ledger(settings), settings, today=(lambda: today) if today else None)
+    service = open_credit(open_ledger(settings), settings, today=(lambda: today) if today else None)
+    if rulebook:
+        service.ensure_rulebook()
+    return service
 
 
 def _ref(service: CreditService, text: str) -> bytes:
@@ -84,14 +88,14 @@ def cmd_rulebook(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """Run the daily jobs now (optionally as of another date)."""
     day = date.fromisoformat(args.date) if args.date else None
-    report = _open(settings, today=day).run_daily()
+    report = _open(settings, today=day, rulebook=True).run_daily()
     _emit(report.__dict__)
     return 0
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     """Publish a list snapshot (a ledger record of its Merkle root)."""
-    _emit(_open(settings).publish_list_snapshot(args.list, by=args.by))
+    _emit(_open(settings, rulebook=True).publish_list_snapshot(args.list, by=args.by))
     return 0
 
 
@@ -108,7 +112,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     """A subject's current assessment (the read is logged for the subject)."""
     from api.routes.credit import assessment_view
 
-    service = _open(settings)
+    service = _open(settings, rulebook=True)
     service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
     ref = _ref(service, args.subject)
     assessment = service.assess(ref)

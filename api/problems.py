@@ -44,6 +44,7 @@ _CREDIT_STATUS: list[tuple[type[credit_errors.CreditError], int]] = [
     (credit_errors.UnknownSubject, 404),
     (credit_errors.NotFoundError, 404),
     (credit_errors.WorkflowError, 409),
+    (credit_errors.Conflict, 409),
     (credit_errors.CalendarError, 500),
     (credit_errors.IntegrityFailure, 503),
 ]

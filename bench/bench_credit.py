@@ -486,9 +486,9 @@ def note_rss(res: DbResult, phase: str) -> None:
 
 def backend_cpu(service: CreditService) -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL backend connected to the bench's database (from /proc)."""
-    if service.engine.dialect.name != "postgresql":
+    if service.ledger.store.engine.dialect.name != "postgresql":
         return {}
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         pids = conn.exec_driver_sql(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
         ).scalars()
@@ -539,6 +539,7 @@ def deployment(
             ledger = open_ledger(settings)
             service = CreditService(ledger, master_key=os.urandom(16), today=lambda: TODAY)
             service.create_schema()
+            service.ensure_rulebook()
             try:
                 yield service, url, tmp
             finally:
@@ -754,7 +755,7 @@ def bulk_load_postgres(district: District, url: str, res: DbResult, master_key: 
 
 def durability(service: CreditService, database: str) -> str:
     if database == "sqlite":
-        with service.engine.connect() as conn:
+        with service.ledger.store.engine.connect() as conn:
             mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
             sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(
                 int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0), "?"
@@ -764,7 +765,7 @@ def durability(service: CreditService, database: str) -> str:
 
 
 def count(service: CreditService, table: str) -> int:
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() or 0)
 
 
@@ -792,28 +793,21 @@ def engine_baseline(district: District, rulebook: Rulebook, sample: int, res: Db
 
 
 def timed_recompute(service: CreditService, res: DbResult, label: str, workers: int) -> tuple[float, int]:
-    """``recompute_all`` with a progress line every ~10% (a wrapper around ``recompute``: no DB cost)."""
-    original = service.recompute
+    """``recompute_all`` with a progress line every ~10% (counted per worker process)."""
     total = res.subjects
     done = 0
     next_log = total / 10
     start = time.perf_counter()
 
-    def recompute(refs: Sequence[bytes], **kwargs: Any) -> Any:
+    def progress(subjects: int) -> None:
         nonlocal done, next_log
-        report = original(refs, **kwargs)
-        done += len(refs)
+        done += subjects
         if done >= next_log:
             elapsed = time.perf_counter() - start
             log(f"{res.database}:   {label}: {done:,} subjects, {rate(done, elapsed):,.0f} subjects/s")
             next_log += total / 10
-        return report
 
-    service.recompute = recompute  # type: ignore[method-assign]
-    try:
-        report = service.recompute_all(cause={"kind": "bench"}, workers=workers)
-    finally:
-        del service.recompute
+    report = service.recompute_all(cause={"kind": "bench"}, workers=workers, progress=progress)
     return time.perf_counter() - start, report.changed
 
 
@@ -963,7 +957,7 @@ def delete_scores(service: CreditService, refs: Sequence[bytes]) -> None:
     """Forget the score rows of ``refs`` (so a recompute does the first-score work again)."""
     from credit.store import SCORES
 
-    with service.engine.begin() as conn:
+    with service.ledger.store.engine.begin() as conn:
         for start in range(0, len(refs), 500):
             conn.execute(SCORES.delete().where(SCORES.c.subject_ref.in_(list(refs[start : start + 500]))))
 
@@ -983,10 +977,10 @@ def bench_database(
             != district.refs[0]
         ):
             raise AssertionError("the deployments use different subject secrets")
-        master_key = service._master_key  # the bench seals as the service does
+        master_key = service.subjects._master_key  # the bench seals as the service does
 
         # 1. bulk load (bypasses the ledger) ---------------------------------------------------
-        service.engine.dispose()
+        service.ledger.store.engine.dispose()
         if database == "sqlite":
             bulk_load_sqlite(district, tmp / "trustledger.db", res, master_key, args.seal_budget)
         else:

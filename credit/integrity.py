@@ -25,7 +25,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Row
 
 from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
 from credit.errors import IntegrityFailure
@@ -44,6 +44,7 @@ from credit.store import (
     SNAPSHOTS,
     SUBJECTS,
 )
+from credit.unit_of_work import read_connection
 from ledger.core.crypto import HashAlgorithm, digest_function
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import LeafData, RecordKind
@@ -638,7 +639,6 @@ def _ranges(conn: Connection, refs: Sequence[bytes] | None) -> Iterator[tuple[by
 
 
 def scan(
-    engine: Engine,
     ledger: Ledger,
     *,
     rulebook_of: Callable[[str], Rulebook] | None = None,
@@ -652,7 +652,7 @@ def scan(
     ledger has no index by subject, so a deleted row of one subject is found only by the full scan).
     """
     report = IntegrityReport()
-    with engine.connect() as conn:
+    with read_connection(ledger) as conn:
         walk = _Scan(conn, ledger, report, rulebook_of)
         walk.subjects([subject] if subject is not None else None)
         walk.free_rows(subject)

@@ -27,7 +27,7 @@ from api.dev_idp import LocalIdentityProvider, serve_in_thread
 from api.oidc import OidcConfig, OidcVerifier
 from credit.access import Windows, load_access_policy
 from credit.engine import add_months
-from credit.errors import InvalidEvent, UnknownSubject
+from credit.errors import Conflict, InvalidEvent, UnknownSubject
 from credit.identifiers import resident_id_check_char
 from credit.rulebook import default_rulebook, rulebook_from_data
 from credit.service import CreditService, Source
@@ -38,7 +38,6 @@ from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import RecordKind, canonical_json
 from ledger.core.merkle import root_from_inclusion_proof, verify_inclusion
 from ledger.core.receipt import Receipt, verify_receipt
-from ledger.errors import Conflict
 from ledger.keys import api_key_hash, new_api_key
 from ledger.log import Ledger, SubjectFamily
 from ledger.service import open_ledger
@@ -209,7 +208,8 @@ def env(ledger: Ledger, tmp_path: Path, idp: Idp) -> Iterator[Env]:
     clock = [START]
     service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: clock[0])
     service.create_schema()
-    assert service.active_rulebook().version == "2026.1"  # the shipped default is in force
+    assert service.ensure_rulebook() == "2026.1"  # set-up puts the shipped default in force
+    assert service.active_rulebook().version == "2026.1"
     keys = {}
     for short, (name, role) in CLIENTS.items():
         keys[short] = new_api_key()
@@ -1349,9 +1349,9 @@ def test_cli_show_takes_a_catalogue_purpose(
 
 
 def _count(service: CreditService, table: str) -> int:
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         count: int = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-    service.engine.dispose()
+    service.ledger.store.engine.dispose()
     return count
 
 

@@ -55,7 +55,7 @@ def test_an_edited_change_document_is_served_as_recorded_and_reported(ledger: Le
     assert change["after"]["score"] == 650
     ledger.sequence_all()
     index = _log_index(ledger, change["record_id"])
-    with service.engine.begin() as conn:
+    with service.ledger.store.engine.begin() as conn:
         document = conn.execute(select(CHANGES.c.document).where(CHANGES.c.subject_ref == ref)).scalar_one()
         forged = {**document, "after": {**document["after"], "score": 651}}
         conn.execute(update(CHANGES).where(CHANGES.c.subject_ref == ref).values(document=forged))
@@ -79,7 +79,7 @@ def test_a_deleted_newest_change_is_refused_and_reported(ledger: Ledger) -> None
     ledger.sequence_all()
     index = _log_index(ledger, newest["record_id"])
     assert service.replay_all().clean
-    with service.engine.begin() as conn:
+    with service.ledger.store.engine.begin() as conn:
         conn.execute(delete(CHANGES).where(CHANGES.c.record_id == newest["record_id"]))
 
     with pytest.raises(IntegrityFailure, match=newest["record_id"]) as refused:
@@ -98,7 +98,7 @@ def test_a_deleted_oldest_change_breaks_the_chain_and_is_refused(ledger: Ledger)
     _submit(service, "sued_in_breach", P1, "c-2", clock[0])
     ref = service.subject_ref(P1)[0]
     first, _newest = service.history(ref)
-    with service.engine.begin() as conn:
+    with service.ledger.store.engine.begin() as conn:
         conn.execute(delete(CHANGES).where(CHANGES.c.record_id == first["record_id"]))
     with pytest.raises(IntegrityFailure, match="missing"):
         service.history(ref)
@@ -111,7 +111,7 @@ def test_an_edited_event_row_changes_neither_the_score_nor_the_events_served(led
     ref = service.subject_ref(P1)[0]
     assert service.assess(ref).score == 650
     ledger.sequence_all()
-    with service.engine.begin() as conn:  # backdated five years: it would no longer count
+    with service.ledger.store.engine.begin() as conn:  # backdated five years: it would no longer count
         conn.execute(update(EVENTS).where(EVENTS.c.subject_ref == ref).values(occurred_on=date(2021, 1, 4)))
     assert service.assess(ref).score == 650
     [event] = service.events(ref)
@@ -124,7 +124,7 @@ def _tampers(service: CreditService) -> list[tuple[str, str, Callable[[Any], Non
     """(table, record id of the tampered row, tamper) for one row of every kind."""
 
     def first(table: str, column: str = "record_id", where: str = "") -> str:
-        with service.engine.connect() as conn:
+        with service.ledger.store.engine.connect() as conn:
             value: str = conn.execute(
                 text(f"SELECT {column} FROM {table} {where} ORDER BY 1 LIMIT 1")
             ).scalar_one()
@@ -187,13 +187,13 @@ def test_every_kind_of_row_is_compared_with_its_record(ledger: Ledger, tmp_path:
     assert service.check_rows().clean
     for table, record_id, tamper in _tampers(service):
         stored = TABLE_OF[table]
-        with service.engine.connect() as conn:
+        with service.ledger.store.engine.connect() as conn:
             before = [dict(row._mapping) for row in conn.execute(select(stored))]
-        with service.engine.begin() as conn:
+        with service.ledger.store.engine.begin() as conn:
             tamper(conn)
         report = service.check_rows()
         assert _mentions(report.problems, record_id, _log_index(ledger, record_id)), (table, report.problems)
-        with service.engine.begin() as conn:  # restore the table for the next tamper
+        with service.ledger.store.engine.begin() as conn:  # restore the table for the next tamper
             conn.execute(delete(stored))
             conn.execute(insert(stored), before)
         assert service.check_rows().clean, (table, service.check_rows().problems)
@@ -205,7 +205,7 @@ def test_replay_counts_every_row_and_record(ledger: Ledger) -> None:
         _submit(service, "contract_default", person(60 + n), f"c-{n}", START)
     report = service.replay_all()
     assert report.clean and report.subjects == 3 and report.events == 3 and report.changes == 3
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         rows = sum(
             conn.execute(select(func.count()).select_from(t)).scalar_one()
             for t in (EVENTS, CHANGES, ACCESSES)

@@ -22,15 +22,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from credit import service as service_module
 from credit.errors import WorkflowError
 from credit.identifiers import resident_id_check_char
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
 from credit.service import CreditService, EventOutcome, Source
 from credit.store import CASE_STEPS
+from credit.unit_of_work import credit_record
 from credit.workdays import WorkingCalendar
-from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey
-from ledger.core.leaf import canonical_json
+from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, digest_function
+from ledger.core.leaf import MAX_METADATA_BYTES, RecordKind, canonical_json
 from ledger.errors import InvalidRequest
 from ledger.log import Ledger
 from ledger.store import LogStore, make_engine
@@ -89,7 +89,7 @@ class Svc:
         return self.service.subject_ref(identifier)[0]
 
     def steps(self, name: str) -> int:
-        with self.service.engine.connect() as conn:
+        with self.service.ledger.store.engine.connect() as conn:
             count: int = conn.execute(
                 select(func.count()).select_from(CASE_STEPS).where(CASE_STEPS.c.step == name)
             ).scalar_one()
@@ -106,7 +106,8 @@ class Svc:
 def new_service(ledger: Ledger, clock: list[date]) -> CreditService:
     service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: clock[0])
     service.create_schema()
-    assert service.active_rulebook().version == "2026.1"  # the shipped default is in force
+    assert service.ensure_rulebook() == "2026.1"  # set-up puts the shipped default in force
+    assert service.active_rulebook().version == "2026.1"
     return service
 
 
@@ -439,13 +440,18 @@ _json_values = st.recursive(
 
 
 @given(st.dictionaries(st.text(alphabet=string.ascii_letters + "_", min_size=1), _json_values, max_size=6))
-def test_credit_documents_are_rfc8785_canonical(document: dict[str, Any]) -> None:
-    """The json.dumps shortcut for credit documents gives the same bytes as the checked path."""
+def test_credit_records_carry_the_rfc8785_encoding_of_their_document(document: dict[str, Any]) -> None:
+    """A credit record's metadata bytes are its document's RFC 8785 form (encoded by the ledger's
+    core), and its content hash is their SM3."""
     try:
         expected = canonical_json(document)
     except InvalidRequest:
-        return  # lone surrogates: both paths refuse (the shortcut falls back to the checked one)
-    assert service_module._canonical(document) == expected
+        return  # lone surrogates: no record can hold them
+    if len(expected) > MAX_METADATA_BYTES:
+        return
+    record = credit_record(RecordKind.CREDIT_WORKFLOW, document, None)
+    assert record.metadata_json == expected
+    assert record.content_hash == digest_function(HashAlgorithm.SM3)(expected)
 
 
 def test_daily_jobs_are_scheduled_in_local_time(svc: Svc, tmp_path: Path) -> None:
