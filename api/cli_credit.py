@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from api.credit_models import JobReportOut, PublishedSnapshotOut, RulebookVersionOut, ScoreOut
 from credit.errors import CreditError
 from credit.rulebook import load_rulebook
 from credit.service import CreditService
@@ -81,7 +82,12 @@ def cmd_rulebook(args: argparse.Namespace, settings: Settings) -> int:
     if args.version:
         print(service.rulebook(args.version).canonical_json().decode())
     else:
-        _emit(service.rulebook_versions())
+        _emit(
+            [
+                RulebookVersionOut.model_validate(v).model_dump(mode="json")
+                for v in service.rulebook_versions()
+            ]
+        )
     return 0
 
 
@@ -89,13 +95,14 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """Run the daily jobs now (optionally as of another date)."""
     day = date.fromisoformat(args.date) if args.date else None
     report = _open(settings, today=day, rulebook=True).run_daily()
-    _emit(report.__dict__)
+    _emit(JobReportOut.model_validate(report).model_dump(mode="json"))
     return 0
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     """Publish a list snapshot (a ledger record of its Merkle root)."""
-    _emit(_open(settings, rulebook=True).publish_list_snapshot(args.list, by=args.by))
+    snapshot = _open(settings, rulebook=True).publish_list_snapshot(args.list, by=args.by)
+    _emit(PublishedSnapshotOut.model_validate(snapshot).model_dump(mode="json"))
     return 0
 
 
@@ -110,8 +117,6 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     """A subject's current assessment (the read is logged for the subject)."""
-    from api.routes.credit import assessment_view
-
     service = _open(settings, rulebook=True)
     service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
     ref = _ref(service, args.subject)
@@ -119,7 +124,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     service.log_access(
         ref, accessor=args.by, role="operator", purpose=args.purpose, what="score", note=args.note
     )
-    _emit({"subject_ref": ref.hex(), **assessment_view(assessment, service)})
+    _emit(ScoreOut.of(ref.hex(), service.explain(assessment)).model_dump(mode="json"))
     return 0
 
 

@@ -81,6 +81,7 @@ from credit.identifiers import (
     parse_identifier,
     resident_id_check_char,
 )
+from credit.models import ChangeCause
 from credit.rulebook import Rulebook, default_rulebook
 from credit.service import CreditService, Source, event_id_of
 from credit.vault import new_data_key, seal_field, wrap_key
@@ -807,7 +808,7 @@ def timed_recompute(service: CreditService, res: DbResult, label: str, workers: 
             log(f"{res.database}:   {label}: {done:,} subjects, {rate(done, elapsed):,.0f} subjects/s")
             next_log += total / 10
 
-    report = service.recompute_all(cause={"kind": "bench"}, workers=workers, progress=progress)
+    report = service.recompute_all(cause=ChangeCause("bench"), workers=workers, progress=progress)
     return time.perf_counter() - start, report.changed
 
 
@@ -1034,13 +1035,13 @@ def bench_database(
             profile_phase(
                 res,
                 f"recompute, first score ({len(sample):,} subjects, as in pass 1)",
-                lambda: service.recompute(sample, cause={"kind": "bench-profile"}),
+                lambda: service.recompute(sample, cause=ChangeCause("bench-profile")),
             )
             log(f"{database}: profiling recompute of {len(sample):,} subjects (unchanged)")
             profile_phase(
                 res,
                 f"recompute, unchanged ({len(sample):,} subjects, as in pass 2)",
-                lambda: service.recompute(sample, cause={"kind": "bench-profile"}),
+                lambda: service.recompute(sample, cause=ChangeCause("bench-profile")),
             )
             n_events = min(args.profile_events, max(args.batch, args.incremental_events))
             prof_batches = incremental_batches(district, rulebook, n_events, args.batch, args.seed + 2, "P")

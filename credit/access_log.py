@@ -10,12 +10,12 @@ log. Record a read last, once it succeeded: a failed read leaves nothing behind.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from credit.access import MAX_NOTE, AccessPolicy, check_text
+from credit.models import AccessEntry
 from credit.store import ACCESSES
 from credit.unit_of_work import LedgerGateway, PendingWrite, credit_record
 from ledger.core.leaf import RecordKind
@@ -47,13 +47,13 @@ class AccessLog:
             with self.gateway.transaction() as conn:
                 if _count_repeat(conn, ref, who, window_s=window, now_us=now):
                     return
-        document: dict[str, Any] = {"v": 1, **who, "window_s": window} | ({"note": note} if note else {})
+        document: dict[str, object] = {"v": 1, **who, "window_s": window} | ({"note": note} if note else {})
         row = {"subject_ref": ref, **who, "note": note, "window_s": window, "at_us": now, "last_at_us": now}
         write = PendingWrite()
         write.record(credit_record(RecordKind.ACCESS, document, ref), ACCESSES, row)
         self.gateway.commit(write)
 
-    def entries(self, ref: bytes, *, limit: int = 200) -> list[dict[str, Any]]:
+    def entries(self, ref: bytes, *, limit: int = 200) -> list[AccessEntry]:
         """Who read the subject's data, newest first; ``count`` reads in the window from ``at_us``."""
         with self.gateway.reading() as conn:
             rows = conn.execute(
@@ -62,8 +62,21 @@ class AccessLog:
                 .order_by(ACCESSES.c.seq.desc())
                 .limit(limit)
             ).all()
-        keys = ("accessor", "role", "purpose", "note", "what", "at_us", "count", "window_s", "record_id")
-        return [{k: getattr(r, k) for k in keys} | {"last_at_us": r.last_at_us or r.at_us} for r in rows]
+        return [
+            AccessEntry(
+                accessor=r.accessor,
+                role=r.role,
+                purpose=r.purpose,
+                note=r.note,
+                what=r.what,
+                at_us=r.at_us,
+                count=r._mapping["count"],  # (Row.count is the tuple method)
+                window_s=r.window_s,
+                record_id=r.record_id,
+                last_at_us=r.last_at_us or r.at_us,
+            )
+            for r in rows
+        ]
 
 
 def _count_repeat(conn: Connection, ref: bytes, who: dict[str, str], *, window_s: int, now_us: int) -> bool:

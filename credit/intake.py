@@ -16,11 +16,13 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from credit.access import check_text
 from credit.engine import Event
 from credit.errors import Conflict, CreditError, ForbiddenField, InvalidEvent, StaleWrite
 from credit.identifiers import SubjectKind
+from credit.models import ChangeCause, EventOutcome, SubjectReference
 from credit.rulebook import Rulebook
 from credit.rulebooks_in_force import RulebooksInForce
 from credit.scoring import Scoring
@@ -48,7 +50,7 @@ _EVENT_FIELDS = frozenset(
     }
 )
 _sm3 = digest_function(HashAlgorithm.SM3)
-Resolve = Callable[[str, SubjectKind | None], tuple[bytes, SubjectKind, str]]
+Resolve = Callable[[str, SubjectKind | None], SubjectReference]
 """Turns an identifier (and optionally its kind) into the subject's reference, kind and number."""
 
 
@@ -63,18 +65,6 @@ class Source:
 
     name: str
     role: str
-
-
-@dataclass(frozen=True)
-class EventOutcome:
-    """The answer for one submitted event."""
-
-    event_id: str
-    record_id: str
-    subject_ref: str
-    duplicate: bool
-    score: int | None = None
-    level: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,10 +85,10 @@ class ValidatedEvent:
     refers_to: str | None  # the event id of the listing this event ends
     evidence_record_id: str | None
 
-    def document(self, *, corrects: str | None = None) -> dict[str, Any]:
+    def document(self, *, corrects: str | None = None) -> dict[str, object]:
         """The metadata of its ``credit_event`` record (no personal data); ``corrects``: the event
         a correction replaces."""
-        document = {
+        document: dict[str, object] = {
             "v": 1,
             "id": self.id,
             "type": self.type,
@@ -113,7 +103,7 @@ class ValidatedEvent:
         }
         return document if corrects is None else document | {"corrects": corrects}
 
-    def row(self) -> dict[str, Any]:
+    def row(self) -> dict[str, object]:
         """Its ``credit_event`` row (the record id is filled in on commit)."""
         return {
             "id": self.id,
@@ -141,7 +131,7 @@ class ValidatedEvent:
             self.refers_to,
         )
 
-    def same_facts(self, row: Any) -> bool:
+    def same_facts(self, row: Row[Any]) -> bool:
         """Whether a stored ``credit_event`` row states the same event."""
         stored = (
             row.type,
@@ -339,7 +329,7 @@ class Intake:
             new_events.setdefault(ref, []).append(ev.engine_event())
         kinds = {ev.subject_ref: ev.kind for ev in validated.values()}
         assessments = self.scoring.rescore(
-            write, rulebook, list(new_events), today, {"kind": "event"}, new_events=new_events, kinds=kinds
+            write, rulebook, list(new_events), today, ChangeCause("event"), new_events=new_events, kinds=kinds
         )
         accepted = self.gateway.commit(write, retryable=True) if write.submissions else []
         record_of = {
@@ -355,7 +345,7 @@ class Intake:
                 EventOutcome(
                     event_id,
                     existing[event_id].record_id if event_id in existing else record_of[event_id],
-                    ev.subject_ref.hex(),
+                    ev.subject_ref,
                     event_id in existing,
                     a.score if a else None,
                     a.level if a else None,

@@ -301,8 +301,9 @@ def served_subject(conn: Connection, ledger: Ledger, ref: bytes) -> ServedSubjec
     return ServedSubject(served_events, served_effects, red)
 
 
-def served_history(conn: Connection, ledger: Ledger, ref: bytes) -> list[dict[str, Any]]:
-    """A subject's score changes, oldest first, each read from its ``credit_change`` record.
+def served_history(conn: Connection, ledger: Ledger, ref: bytes) -> list[tuple[str, Mapping[str, Any]]]:
+    """A subject's score changes, oldest first: each record id with its ``credit_change`` record's
+    document.
 
     The rows give only the record ids. A missing record, a break in the chain of ``before`` and
     ``after``, or a newest change (named by the score row) absent from the rows is refused.
@@ -316,15 +317,15 @@ def served_history(conn: Connection, ledger: Ledger, ref: bytes) -> list[dict[st
     newest = conn.execute(select(SCORES.c.change_record_id).where(SCORES.c.subject_ref == ref)).scalar()
     leaves = ledger.records(ids)
     documents = [(leaves[i][0] if i in leaves else -1, i) for i in ids]
-    history: list[dict[str, Any]] = []
+    history: list[tuple[str, Mapping[str, Any]]] = []
     previous: Any = None
     for _position, record_id in sorted(documents):
         doc = _checked(ledger, leaves, record_id, RecordKind.CREDIT_CHANGE, ref)
         if doc.get("before") != previous:
             raise _refuse(ledger, record_id, "a score change before this one is missing from the database")
         previous = doc.get("after")
-        history.append({**doc, "record_id": record_id})
-    if newest is not None and (not history or history[-1]["record_id"] != newest):
+        history.append((record_id, doc))
+    if newest is not None and (not history or history[-1][0] != newest):
         raise _refuse(ledger, str(newest), "the subject's newest score change is missing from the database")
     return history
 

@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from credit.cases import ENGINE, flag_case, queue_red_list_proposal, queue_step
 from credit.engine import RedListAction
 from credit.errors import Conflict, CreditError
+from credit.models import Case, CaseKind, CaseState, ChangeCause, JobReport
 from credit.rulebook import Rulebook, default_rulebook
 from credit.rulebooks_in_force import RulebooksInForce
-from credit.scoring import JobReport, Scoring
+from credit.scoring import Scoring
 from credit.store import CASE_STEPS, CASES, SCORES
 from credit.unit_of_work import LedgerGateway, PendingWrite, credit_record
 from credit.workdays import WorkingCalendar
@@ -49,48 +50,49 @@ class DailyJobs:
         """The daily jobs: rescore subjects whose events expire or lists end today, flag overdue
         objections and repairs, send reminders, and run the yearly red-list review when due."""
         day = today or self.today()
-        report = JobReport()
         with self.gateway.reading() as conn:
             due = [
                 bytes(r[0])
                 for r in conn.execute(select(SCORES.c.subject_ref).where(SCORES.c.next_change_on <= day))
             ]
-        if due:
-            part = self.scoring.recompute(due, cause={"kind": "scheduled"}, today=day)
-            report.recomputed, report.changed = part.recomputed, part.changed
-        self._deadlines(day, report)
+        report = (
+            self.scoring.recompute(due, cause=ChangeCause("scheduled"), today=day) if due else JobReport()
+        )
+        report += self._deadlines(day)
         rulebook = self.rulebooks.in_force()
         review = date(day.year, rulebook.red_list.review_month, rulebook.red_list.review_day)
         if day >= review and not self._reviewed(day.year):
-            report.proposals = self.red_list_review(day)
+            report += JobReport(proposals=self.red_list_review(day))
         return report
 
-    def _deadlines(self, day: date, report: JobReport) -> None:
+    def _deadlines(self, day: date) -> JobReport:
+        """Flag open objections and repairs that are overdue, remind those due soon (once each)."""
         rulebook = self.rulebooks.in_force()
         ahead = rulebook.deadlines.reminder_working_days_before
+        waiting = (CaseState.UNDER_OBJECTION.value, CaseState.APPLIED.value)
         with self.gateway.reading() as conn:
-            open_cases = conn.execute(
-                select(CASES).where(
-                    CASES.c.state.in_(("under-objection", "applied")), CASES.c.due_on.is_not(None)
-                )
+            rows = conn.execute(
+                select(CASES).where(CASES.c.state.in_(waiting), CASES.c.due_on.is_not(None))
             ).all()
-        for case in open_cases:
-            flags = case.detail
+        overdue = reminders = 0
+        for case in (Case.from_row(row) for row in rows):
+            due = case.due_on
+            if due is None:
+                continue
             write = PendingWrite()
-            if case.due_on < day and not flags.get("overdue_flagged"):
-                queue_step(write, dict(case._mapping), "overdue", ENGINE, day, due_on=case.due_on.isoformat())
+            if due < day and not case.detail.get("overdue_flagged"):
+                queue_step(write, case, "overdue", ENGINE, day, due_on=due.isoformat())
                 self.gateway.commit(write, extra=flag_case(case.id, overdue_flagged=day.isoformat()))
-                report.overdue += 1
+                overdue += 1
             elif (
-                day <= case.due_on
-                and not flags.get("reminded")
-                and self.calendar.working_days_between(day, case.due_on) <= ahead
+                day <= due
+                and not case.detail.get("reminded")
+                and self.calendar.working_days_between(day, due) <= ahead
             ):
-                queue_step(
-                    write, dict(case._mapping), "reminder", ENGINE, day, due_on=case.due_on.isoformat()
-                )
+                queue_step(write, case, "reminder", ENGINE, day, due_on=due.isoformat())
                 self.gateway.commit(write, extra=flag_case(case.id, reminded=day.isoformat()))
-                report.reminders += 1
+                reminders += 1
+        return JobReport(overdue=overdue, reminders=reminders)
 
     def _reviewed(self, year: int) -> bool:
         with self.gateway.reading() as conn:
@@ -114,7 +116,9 @@ class DailyJobs:
             pending = {
                 bytes(r[0])
                 for r in conn.execute(
-                    select(CASES.c.subject_ref).where(CASES.c.kind == "list", CASES.c.state == "proposed")
+                    select(CASES.c.subject_ref).where(
+                        CASES.c.kind == CaseKind.LIST.value, CASES.c.state == CaseState.PROPOSED.value
+                    )
                 )
             }
         for start in range(0, len(rows), 500):
@@ -150,9 +154,7 @@ class RulebookActivation:
     def activate(self, rulebook: Rulebook, *, by: str, workers: int = 1) -> JobReport:
         """Put ``rulebook`` in force: record its canonical hash, then recompute every subject."""
         self.rulebooks.record_activation(rulebook, by=by)
-        return self.scoring.recompute_all(
-            cause={"kind": "rulebook", "ref": rulebook.version}, workers=workers
-        )
+        return self.scoring.recompute_all(cause=ChangeCause("rulebook", rulebook.version), workers=workers)
 
     def ensure(self) -> str:
         """The version in force, activating the shipped default first if none is (recorded like any

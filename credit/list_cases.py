@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 from credit.cases import load_case, move_case, queue_step
 from credit.engine import RedListAction, RedListDecision
 from credit.errors import WorkflowError
+from credit.models import CaseKind, CaseState, CaseWithSteps, ChangeCause
 from credit.rulebooks_in_force import RulebooksInForce
 from credit.scoring import Scoring
 from credit.store import RED_DECISIONS
@@ -41,23 +41,21 @@ class ListCases:
         self.views = views
         self.today = today
 
-    def decide(self, case_id: str, officer: str, confirm: bool, *, note: str = "") -> dict[str, Any]:
+    def decide(self, case_id: str, officer: str, confirm: bool, *, note: str = "") -> CaseWithSteps:
         """A person confirms or rejects a proposed list entry or exit."""
         if not officer.strip():
             raise WorkflowError("name the person who decides", reason="officer-required")
         with self.gateway.reading() as conn:
             case = load_case(conn, case_id)
-        if case.kind != "list" or case.state != "proposed":
+        if case.kind is not CaseKind.LIST or case.state is not CaseState.PROPOSED:
             raise WorkflowError(f"case {case_id} is not a pending list proposal ({case.state})")
         today = self.today()
-        ref = bytes(case.subject_ref)
+        ref = case.subject_ref
         write = PendingWrite()
-        state = "confirmed" if confirm else "rejected"
+        state = CaseState.CONFIRMED if confirm else CaseState.REJECTED
         action = RedListAction(case.detail["action"])
         red = {"action": action.value, "effective_on": today.isoformat()} if confirm else None
-        position = queue_step(
-            write, dict(case._mapping), f"list-{state}", officer, today, red=red, note=note or None
-        )
+        position = queue_step(write, case, f"list-{state.value}", officer, today, red=red, note=note or None)
         if confirm:
             row = {"subject_ref": ref, "action": action.value, "effective_on": today}
             write.row(RED_DECISIONS, row, record=position)
@@ -66,7 +64,7 @@ class ListCases:
                 self.rulebooks.in_force(),
                 [ref],
                 today,
-                {"kind": "list", "ref": case_id},
+                ChangeCause("list", case_id),
                 new_red={ref: [RedListDecision(action, today)]},
             )
         self.gateway.commit(write, extra=move_case(case_id, state, decided_by=officer, note=note))

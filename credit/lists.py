@@ -12,8 +12,10 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from credit.errors import NotFoundError
+from credit.models import ListSnapshot, SnapshotProof
 from credit.rulebooks_in_force import RulebooksInForce
 from credit.store import SCORES, SNAPSHOTS
 from credit.unit_of_work import LedgerGateway, PendingWrite
@@ -46,7 +48,7 @@ class Lists:
                     members.append(bytes(ref))
         return sorted(members)
 
-    def publish(self, list_name: str, *, by: str) -> dict[str, Any]:
+    def publish(self, list_name: str, *, by: str) -> ListSnapshot:
         """Publish a list as of today: a ``credit_list`` record committing to the Merkle root (SM3,
         RFC 9162) of its members' references, so the list as published can be proven later."""
         members = self.members(list_name)
@@ -62,9 +64,9 @@ class Lists:
             Submission(kind=RecordKind.CREDIT_LIST, content_hash=root, metadata=document), SNAPSHOTS, row
         )
         (accepted,) = self.gateway.commit(write)
-        return {**document, "record_id": accepted.id}
+        return ListSnapshot(list_name, today, len(members), root, accepted.id, by=by)
 
-    def snapshots(self, list_name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    def snapshots(self, list_name: str, *, limit: int = 50) -> list[ListSnapshot]:
         """Published snapshots of a list, newest first."""
         with self.gateway.reading() as conn:
             rows = conn.execute(
@@ -73,40 +75,25 @@ class Lists:
                 .order_by(SNAPSHOTS.c.seq.desc())
                 .limit(limit)
             ).all()
-        return [
-            {
-                "list": r.list_name,
-                "as_of": r.as_of.isoformat(),
-                "size": r.size,
-                "root": bytes(r.root).hex(),
-                "record_id": r.record_id,
-                "seq": r.seq,
-            }
-            for r in rows
-        ]
+        return [_snapshot(r) for r in rows]
 
-    def proof(self, seq: int, ref: bytes) -> dict[str, Any]:
+    def proof(self, seq: int, ref: bytes) -> SnapshotProof:
         """Whether ``ref`` was on a published snapshot, with an RFC 9162 inclusion proof if so."""
         with self.gateway.reading() as conn:
             row = conn.execute(select(SNAPSHOTS).where(SNAPSHOTS.c.seq == seq)).first()
         if row is None:
             raise NotFoundError(f"no list snapshot {seq}", reason="unknown-snapshot")
         members = [bytes.fromhex(m) for m in row.members]
-        result: dict[str, Any] = {
-            "list": row.list_name,
-            "as_of": row.as_of.isoformat(),
-            "size": row.size,
-            "root": bytes(row.root).hex(),
-            "record_id": row.record_id,
-            "member": ref in members,
-        }
-        if ref in members:
-            tree = MemoryTree(tree_hasher(HashAlgorithm.SM3))
-            for m in members:
-                tree.append(m)
-            index = members.index(ref)
-            result["index"] = index
-            result["proof"] = [
-                h.hex() for h in inclusion_proof(tree.hasher, index, tree.size, tree.read_node)
-            ]
-        return result
+        snapshot = (row.list_name, row.as_of, row.size, bytes(row.root), row.record_id)
+        if ref not in members:
+            return SnapshotProof(*snapshot, member=False)
+        tree = MemoryTree(tree_hasher(HashAlgorithm.SM3))
+        for m in members:
+            tree.append(m)
+        index = members.index(ref)
+        proof = tuple(inclusion_proof(tree.hasher, index, tree.size, tree.read_node))
+        return SnapshotProof(*snapshot, member=True, index=index, proof=proof)
+
+
+def _snapshot(row: Row[Any]) -> ListSnapshot:
+    return ListSnapshot(row.list_name, row.as_of, row.size, bytes(row.root), row.record_id, seq=row.seq)

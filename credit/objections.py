@@ -28,6 +28,7 @@ from credit.cases import (
 from credit.engine import Effect, EffectKind, Event
 from credit.errors import Conflict, NotFoundError, WorkflowError
 from credit.intake import Intake, Source, event_record
+from credit.models import CaseKind, CaseState, CaseWithSteps, ChangeCause, ObjectionOutcome
 from credit.rulebooks_in_force import RulebooksInForce
 from credit.scoring import Scoring
 from credit.store import EVENTS
@@ -38,7 +39,6 @@ from credit.workdays import WorkingCalendar
 from ledger.core.crypto import HashAlgorithm, digest_function
 
 _sm3 = digest_function(HashAlgorithm.SM3)
-_STATE_OF = {"uphold": "upheld", "correct": "corrected", "cannot-verify": "unverifiable"}
 
 
 class Objections:
@@ -65,7 +65,7 @@ class Objections:
         self.calendar = calendar
         self.today = today
 
-    def file(self, ref: bytes, event_id: str, statement: str) -> dict[str, Any]:
+    def file(self, ref: bytes, event_id: str, statement: str) -> CaseWithSteps:
         """A subject objects to one of its events: marked "under objection" at once (征信业管理条例 art. 25).
 
         The source must answer within the rulebook's working-day deadline; the statement itself
@@ -81,7 +81,7 @@ class Objections:
                 "an objection needs a statement of what is wrong", reason="statement-required"
             )
         with self.gateway.reading() as conn:
-            open_ = pending_case(conn, event_id, "objection", OPEN_OBJECTION)
+            open_ = pending_case(conn, event_id, CaseKind.OBJECTION, OPEN_OBJECTION)
         if open_ is not None:
             raise WorkflowError(
                 f"event {event_id} is already under objection (case {open_})", reason="duplicate"
@@ -91,10 +91,10 @@ class Objections:
         write = PendingWrite()
         case = open_case(
             write,
-            kind="objection",
+            kind=CaseKind.OBJECTION,
             ref=ref,
             event_id=event_id,
-            state="under-objection",
+            state=CaseState.UNDER_OBJECTION,
             due_on=due,
             detail={"statement": statement, "source": event.source},
             today=today,
@@ -104,42 +104,50 @@ class Objections:
             write, case, "objection-filed", "subject", today, due_on=due.isoformat(), statement=statement_hash
         )
         self.gateway.commit(write)
-        return self.views.case(case["id"])
+        return self.views.case(case.id)
 
     def answer(
         self,
         case_id: str,
         source: Source,
-        outcome: str,
+        outcome: ObjectionOutcome,
         *,
         note: str = "",
         replacement: Mapping[str, Any] | None = None,
         confirmed_by: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CaseWithSteps:
         """The source's answer: ``uphold``, ``correct`` (withdraw, optionally with a replacement event:
         a new compensating event, never an edit) or ``cannot-verify`` (item and objection both stay).
 
         A correction that changes list status needs ``confirmed_by``: a person, not the engine.
         """
-        if outcome not in _STATE_OF:
-            raise WorkflowError("outcome must be uphold, correct or cannot-verify", reason="invalid-outcome")
+        try:
+            outcome = ObjectionOutcome(outcome)
+        except ValueError as e:
+            raise WorkflowError(
+                "outcome must be uphold, correct or cannot-verify", reason="invalid-outcome"
+            ) from e
         with self.gateway.reading() as conn:
             case = load_case(conn, case_id)
-            if case.kind != "objection" or case.state not in OPEN_OBJECTION:
+            if (
+                case.kind is not CaseKind.OBJECTION
+                or case.state not in OPEN_OBJECTION
+                or case.event_id is None
+            ):
                 raise WorkflowError(f"case {case_id} is not an open objection ({case.state})")
             event = load_event(conn, case.event_id)
         if event.source != source.name:
             raise WorkflowError(f"only {event.source}, which reported the event, answers this objection")
         today = self.today()
         rulebook = self.rulebooks.in_force()
-        ref = bytes(case.subject_ref)
+        ref = case.subject_ref
         write = PendingWrite()
-        state = _STATE_OF[outcome]
-        queue_step(write, dict(case._mapping), f"objection-{state}", source.name, today, note=note or None)
-        if outcome == "correct":
+        state = outcome.state
+        queue_step(write, case, f"objection-{state.value}", source.name, today, note=note or None)
+        if outcome is ObjectionOutcome.CORRECT:
             new_events: dict[bytes, list[Event]] = {}
             if replacement is not None:
-                fields = {**replacement, "subject": self.subjects.personal_data(ref)["identifier"]}
+                fields = {**replacement, "subject": self.subjects.personal_data(ref).identifier}
                 fields.setdefault("source_ref", f"{event.source_ref}#correction")
                 ev = self.intake.validate(source, fields, rulebook, today)
                 with self.gateway.reading() as conn:
@@ -149,21 +157,21 @@ class Objections:
                         )
                 write.record(event_record(ev, corrects=event.id), EVENTS, ev.row())
                 new_events[ref] = [ev.engine_event()]
-            queue_effect(write, dict(case._mapping), event.id, EffectKind.WITHDRAWN, source.name, today)
+            queue_effect(write, case, event.id, EffectKind.WITHDRAWN, source.name, today)
             before = self.views.score(ref)
             assessments = self.scoring.rescore(
                 write,
                 rulebook,
                 [ref],
                 today,
-                {"kind": "objection", "ref": case_id},
+                ChangeCause("objection", case_id),
                 new_events=new_events,
                 new_effects={ref: [Effect(event.id, EffectKind.WITHDRAWN, today)]},
             )
             after = assessments[ref]
             moved = (
-                sorted(before["black"]) != sorted({b.list for b in after.lists.black})
-                or bool(before["red"]) != after.lists.red_member
+                sorted(before.black) != sorted({b.list for b in after.lists.black})
+                or before.red != after.lists.red_member
             )
             if moved and not confirmed_by:
                 raise WorkflowError(
@@ -172,6 +180,6 @@ class Objections:
                     reason="confirmation-required",
                 )
         self.gateway.commit(
-            write, extra=move_case(case_id, state, answer=outcome, note=note, confirmed_by=confirmed_by)
+            write, extra=move_case(case_id, state, answer=outcome.value, note=note, confirmed_by=confirmed_by)
         )
         return self.views.case(case_id)

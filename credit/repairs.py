@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 from credit.cases import load_case, load_event, move_case, open_case, pending_case, queue_effect, queue_step
 from credit.engine import Effect, EffectKind, repair_route
 from credit.errors import NotFoundError, WorkflowError
+from credit.models import CaseKind, CaseState, CaseWithSteps, ChangeCause
 from credit.rulebooks_in_force import RulebooksInForce
 from credit.scoring import Scoring
 from credit.store import event_of
@@ -47,7 +47,7 @@ class Repairs:
         self.calendar = calendar
         self.today = today
 
-    def apply(self, ref: bytes, event_id: str, commitment: str) -> dict[str, Any]:
+    def apply(self, ref: bytes, event_id: str, commitment: str) -> CaseWithSteps:
         """A subject applies to repair a negative event after the tier's minimum period, with a signed
         credit commitment (信用承诺书); the department decides within the rulebook's deadline."""
         today = self.today()
@@ -78,7 +78,7 @@ class Repairs:
         if today < route.eligible_from:
             raise WorkflowError(f"repair is possible from {route.eligible_from}", reason="too-early")
         with self.gateway.reading() as conn:
-            open_ = pending_case(conn, event_id, "repair", ("applied",))
+            open_ = pending_case(conn, event_id, CaseKind.REPAIR, (CaseState.APPLIED,))
         if open_ is not None:
             raise WorkflowError(
                 f"a repair of event {event_id} is already pending (case {open_})", reason="duplicate"
@@ -87,10 +87,10 @@ class Repairs:
         write = PendingWrite()
         case = open_case(
             write,
-            kind="repair",
+            kind=CaseKind.REPAIR,
             ref=ref,
             event_id=event_id,
-            state="applied",
+            state=CaseState.APPLIED,
             due_on=due,
             detail={"commitment": commitment, "source": event.source},
             today=today,
@@ -106,28 +106,28 @@ class Repairs:
             commitment=commitment_hash,
         )
         self.gateway.commit(write)
-        return self.views.case(case["id"])
+        return self.views.case(case.id)
 
-    def decide(self, case_id: str, actor: str, approve: bool, *, note: str = "") -> dict[str, Any]:
+    def decide(self, case_id: str, actor: str, approve: bool, *, note: str = "") -> CaseWithSteps:
         """Record the department's decision; an approval ends the event's effect today and the score
         change is recorded (and so anchored) the same day."""
         with self.gateway.reading() as conn:
             case = load_case(conn, case_id)
-        if case.kind != "repair" or case.state != "applied":
+        if case.kind is not CaseKind.REPAIR or case.state is not CaseState.APPLIED or case.event_id is None:
             raise WorkflowError(f"case {case_id} is not a pending repair ({case.state})")
         today = self.today()
-        ref = bytes(case.subject_ref)
+        ref = case.subject_ref
         write = PendingWrite()
-        state = "approved" if approve else "rejected"
-        queue_step(write, dict(case._mapping), f"repair-{state}", actor, today, note=note or None)
+        state = CaseState.APPROVED if approve else CaseState.REJECTED
+        queue_step(write, case, f"repair-{state.value}", actor, today, note=note or None)
         if approve:
-            queue_effect(write, dict(case._mapping), case.event_id, EffectKind.REPAIRED, actor, today)
+            queue_effect(write, case, case.event_id, EffectKind.REPAIRED, actor, today)
             self.scoring.rescore(
                 write,
                 self.rulebooks.in_force(),
                 [ref],
                 today,
-                {"kind": "repair", "ref": case_id},
+                ChangeCause("repair", case_id),
                 new_effects={ref: [Effect(case.event_id, EffectKind.REPAIRED, today)]},
             )
         self.gateway.commit(write, extra=move_case(case_id, state, decided_by=actor, note=note))

@@ -13,11 +13,11 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 from sqlalchemy import select
 
 from credit.errors import Conflict, CreditError, NotFoundError
+from credit.models import RulebookVersion
 from credit.rulebook import Rulebook, rulebook_from_data
 from credit.store import RULEBOOKS
 from credit.unit_of_work import LedgerGateway, PendingWrite
@@ -77,18 +77,12 @@ class RulebooksInForce:
             cached = self._hashes[rulebook.version] = rulebook.canonical_hash().hex()
         return cached
 
-    def versions(self) -> list[dict[str, Any]]:
-        """Every activated version: version, hash, activation date and record."""
+    def versions(self) -> list[RulebookVersion]:
+        """Every activated version, oldest first: version, hash, activation date and record."""
         with self.gateway.reading() as conn:
             rows = conn.execute(select(RULEBOOKS).order_by(RULEBOOKS.c.seq)).all()
         return [
-            {
-                "version": r.version,
-                "hash": bytes(r.hash).hex(),
-                "activated_on": r.activated_on.isoformat(),
-                "activated_by": r.activated_by,
-                "record_id": r.record_id,
-            }
+            RulebookVersion(r.version, bytes(r.hash), r.activated_on, r.activated_by, r.record_id)
             for r in rows
         ]
 

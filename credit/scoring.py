@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from credit.cases import queue_red_list_proposal
 from credit.engine import Assessment, Effect, Event, Reason, RedListAction, RedListDecision, evaluate
@@ -25,6 +26,7 @@ from credit.errors import Conflict, CreditError, StaleWrite, UnknownSubject
 from credit.identifiers import SubjectKind
 from credit.integrity import served_subject
 from credit.measures import AppliedMeasure, measures
+from credit.models import ChangeCause, JobReport
 from credit.rulebook import Rulebook
 from credit.rulebooks_in_force import RulebooksInForce
 from credit.store import CHANGES, SUBJECTS, SubjectInputs, iter_subject_refs, scores
@@ -35,17 +37,6 @@ from ledger.core.leaf import RecordKind
 RETRIES = 5  # attempts of a write whose subjects' scores keep changing concurrently
 Progress = Callable[[int], None]
 """Called with the number of subjects rescored, after each range (in the worker that did them)."""
-
-
-@dataclass
-class JobReport:
-    """What a run of the daily jobs did."""
-
-    recomputed: int = 0
-    changed: int = 0
-    reminders: int = 0
-    overdue: int = 0
-    proposals: int = 0
 
 
 class Scoring:
@@ -70,7 +61,7 @@ class Scoring:
         rulebook: Rulebook,
         refs: Sequence[bytes],
         today: date,
-        cause: dict[str, Any],
+        cause: ChangeCause,
         *,
         new_events: Mapping[bytes, Sequence[Event]] | None = None,
         new_effects: Mapping[bytes, Sequence[Effect]] | None = None,
@@ -117,13 +108,13 @@ class Scoring:
                     del values["as_of"]
                     write.score_updates.append(ScoreUpdate(ref, row.version, values, None))
                 continue
-            document = {
+            document: dict[str, object] = {
                 "v": 1,
                 "subject_kind": kind.value,
                 "as_of": today.isoformat(),
                 "before": before,
                 "after": after,
-                "cause": cause,
+                "cause": cause.document(),
                 "rulebook": rulebook.version,
                 "rulebook_hash": digest,
                 "breakdown": {k.value: v for k, v in a.breakdown.items() if v},
@@ -142,7 +133,7 @@ class Scoring:
         self,
         refs: Sequence[bytes],
         *,
-        cause: dict[str, Any],
+        cause: ChangeCause,
         today: date | None = None,
         chunk: int = 1000,
         contiguous: bool = False,
@@ -151,7 +142,7 @@ class Scoring:
         subjects per transaction (``contiguous``: see :meth:`SubjectInputs.load`)."""
         day = today or self.today()
         rulebook = self.rulebooks.in_force()
-        report = JobReport(recomputed=len(refs))
+        changed = 0
         for start in range(0, len(refs), chunk):
             part = refs[start : start + chunk]
             for _attempt in range(RETRIES):
@@ -164,13 +155,13 @@ class Scoring:
                     continue
             else:
                 raise Conflict("scores kept changing concurrently; retry", reason="busy")
-            report.changed += write.count(RecordKind.CREDIT_CHANGE)
-        return report
+            changed += write.count(RecordKind.CREDIT_CHANGE)
+        return JobReport(recomputed=len(refs), changed=changed)
 
     def recompute_all(
         self,
         *,
-        cause: dict[str, Any],
+        cause: ChangeCause,
         today: date | None = None,
         workers: int = 1,
         chunk: int = 5000,
@@ -224,7 +215,7 @@ class RecomputeContext:
     pickled: the service and its database engine arrive as they are)."""
 
     scoring: Scoring
-    cause: dict[str, Any]
+    cause: ChangeCause
     day: date
     progress: Progress | None
 
@@ -232,11 +223,9 @@ class RecomputeContext:
         """Rescore each range of subjects, one transaction per range."""
         report = JobReport()
         for refs in batches:
-            part = self.scoring.recompute(
+            report += self.scoring.recompute(
                 refs, cause=self.cause, today=self.day, chunk=len(refs), contiguous=True
             )
-            report.recomputed += part.recomputed
-            report.changed += part.changed
             if self.progress is not None:
                 self.progress(len(refs))
         return report
@@ -267,8 +256,7 @@ def _in_forked_workers(context: RecomputeContext, shares: Sequence[Sequence[Sequ
         if isinstance(result, BaseException):
             failure = failure or result
         else:
-            report.recomputed += result.recomputed
-            report.changed += result.changed
+            report += result
     if failure is not None:
         raise failure
     return report
@@ -289,11 +277,11 @@ def _worker(context: RecomputeContext, share: Sequence[Sequence[bytes]], results
         results.close()
 
 
-def _summary_of_row(row: Any) -> dict[str, Any]:
+def _summary_of_row(row: Row[Any]) -> dict[str, object]:
     return {"score": row.score, "level": row.level, "black": sorted(row.black), "red": bool(row.red)}
 
 
-def _score_values(a: Assessment, kind: SubjectKind, today: date) -> dict[str, Any]:
+def _score_values(a: Assessment, kind: SubjectKind, today: date) -> dict[str, object]:
     return {
         "kind": kind.value,
         "score": a.score,
@@ -307,7 +295,7 @@ def _score_values(a: Assessment, kind: SubjectKind, today: date) -> dict[str, An
     }
 
 
-def _reason_document(r: Reason) -> dict[str, Any]:
+def _reason_document(r: Reason) -> dict[str, object]:
     return {
         "code": r.code,
         "event": r.event_id,

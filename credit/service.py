@@ -26,20 +26,40 @@ from credit.access import AccessPolicy, load_access_policy
 from credit.access_log import AccessLog
 from credit.engine import Assessment
 from credit.identifiers import SubjectKind
-from credit.intake import EventOutcome, Intake, Source, event_id_of
+from credit.intake import Intake, Source, event_id_of
 from credit.integrity import IntegrityReport, scan
 from credit.jobs import DailyJobs, RulebookActivation
 from credit.list_cases import ListCases
 from credit.lists import Lists
 from credit.measures import AppliedMeasure
+from credit.models import (
+    AccessEntry,
+    Case,
+    CaseKind,
+    CaseState,
+    CaseWithSteps,
+    ChangeCause,
+    EventOutcome,
+    EventView,
+    ExplainedScore,
+    HistoryEntry,
+    JobReport,
+    ListSnapshot,
+    ObjectionOutcome,
+    PersonalData,
+    RulebookVersion,
+    SnapshotProof,
+    StoredScore,
+    SubjectReference,
+)
 from credit.objections import Objections
 from credit.repairs import Repairs
 from credit.rulebook import Rulebook
 from credit.rulebooks_in_force import RulebooksInForce
-from credit.scoring import JobReport, Progress, Scoring
+from credit.scoring import Progress, Scoring
 from credit.subjects import Subjects
 from credit.unit_of_work import LedgerGateway
-from credit.views import Views
+from credit.views import Views, explain
 from credit.workdays import WorkingCalendar
 from ledger.log import Ledger
 
@@ -114,7 +134,7 @@ class CreditService:
         """An activated rulebook version, checked against the hash recorded at activation."""
         return self.rulebooks.version(version)
 
-    def rulebook_versions(self) -> list[dict[str, Any]]:
+    def rulebook_versions(self) -> list[RulebookVersion]:
         """Every activated version: version, hash, activation date and record."""
         return self.rulebooks.versions()
 
@@ -124,7 +144,7 @@ class CreditService:
 
     # --- subjects --------------------------------------------------------------------------------
 
-    def subject_ref(self, identifier: str, kind: SubjectKind | None = None) -> tuple[bytes, SubjectKind, str]:
+    def subject_ref(self, identifier: str, kind: SubjectKind | None = None) -> SubjectReference:
         """Validate an identifier; its keyed reference, kind and canonical form."""
         return self.subjects.reference(identifier, kind)
 
@@ -132,7 +152,7 @@ class CreditService:
         """A known subject's kind."""
         return self.subjects.kind_of(ref)
 
-    def personal_data(self, ref: bytes) -> dict[str, str | None]:
+    def personal_data(self, ref: bytes) -> PersonalData:
         """The subject's identifier and name, decrypted (for the subject and authorised officials)."""
         return self.subjects.personal_data(ref)
 
@@ -150,7 +170,7 @@ class CreditService:
         self,
         refs: Sequence[bytes],
         *,
-        cause: dict[str, Any],
+        cause: ChangeCause,
         today: date | None = None,
         chunk: int = 1000,
         contiguous: bool = False,
@@ -161,7 +181,7 @@ class CreditService:
     def recompute_all(
         self,
         *,
-        cause: dict[str, Any],
+        cause: ChangeCause,
         today: date | None = None,
         workers: int = 1,
         chunk: int = 5000,
@@ -176,6 +196,10 @@ class CreditService:
         """A subject's assessment now (or at ``as_of``), computed from its ledger records."""
         return self.scoring.assess(ref, as_of=as_of, kind=kind)
 
+    def explain(self, assessment: Assessment) -> ExplainedScore:
+        """An assessment with its rulebook's names for its lists and labels for its reasons."""
+        return explain(assessment, self.rulebooks.version(assessment.rulebook_version))
+
     def measures_for(
         self, ref: bytes, scenario: str, kind: SubjectKind
     ) -> tuple[Assessment, list[AppliedMeasure]]:
@@ -184,15 +208,15 @@ class CreditService:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def score(self, ref: bytes) -> dict[str, Any]:
+    def score(self, ref: bytes) -> StoredScore:
         """The stored current score of a subject."""
         return self.views.score(ref)
 
-    def history(self, ref: bytes) -> list[dict[str, Any]]:
+    def history(self, ref: bytes) -> list[HistoryEntry]:
         """Every score change of a subject, oldest first, read from its ``credit_change`` records."""
         return self.views.history(ref)
 
-    def events(self, ref: bytes) -> list[dict[str, Any]]:
+    def events(self, ref: bytes) -> list[EventView]:
         """A subject's events with their effects and cases."""
         return self.views.events(ref)
 
@@ -200,7 +224,7 @@ class CreditService:
         """The ledger record id of one of the subject's events."""
         return self.views.event_record(ref, event_id)
 
-    def case(self, case_id: str) -> dict[str, Any]:
+    def case(self, case_id: str) -> CaseWithSteps:
         """A case with its steps."""
         return self.views.case(case_id)
 
@@ -208,11 +232,11 @@ class CreditService:
         self,
         *,
         ref: bytes | None = None,
-        kind: str | None = None,
-        states: Sequence[str] | None = None,
+        kind: CaseKind | None = None,
+        states: Sequence[CaseState] | None = None,
         source: str | None = None,
         limit: int = 200,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Case]:
         """Cases filtered by subject, kind, state and (for objections and repairs) source."""
         return self.views.cases(ref=ref, kind=kind, states=states, source=source, limit=limit)
 
@@ -228,13 +252,13 @@ class CreditService:
         """Record a read of the subject's data (call it last, once the read succeeded)."""
         self.access.record(ref, accessor=accessor, role=role, purpose=purpose, what=what, note=note)
 
-    def access_log(self, ref: bytes, *, limit: int = 200) -> list[dict[str, Any]]:
+    def access_log(self, ref: bytes, *, limit: int = 200) -> list[AccessEntry]:
         """Who read the subject's data, newest first."""
         return self.access.entries(ref, limit=limit)
 
     # --- cases -----------------------------------------------------------------------------------
 
-    def file_objection(self, ref: bytes, event_id: str, statement: str) -> dict[str, Any]:
+    def file_objection(self, ref: bytes, event_id: str, statement: str) -> CaseWithSteps:
         """A subject objects to one of its events (see :meth:`credit.objections.Objections.file`)."""
         return self.objections.file(ref, event_id, statement)
 
@@ -242,28 +266,26 @@ class CreditService:
         self,
         case_id: str,
         source: Source,
-        outcome: str,
+        outcome: ObjectionOutcome,
         *,
         note: str = "",
         replacement: Mapping[str, Any] | None = None,
         confirmed_by: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CaseWithSteps:
         """The source's answer to an objection (see :meth:`credit.objections.Objections.answer`)."""
         return self.objections.answer(
             case_id, source, outcome, note=note, replacement=replacement, confirmed_by=confirmed_by
         )
 
-    def apply_repair(self, ref: bytes, event_id: str, commitment: str) -> dict[str, Any]:
+    def apply_repair(self, ref: bytes, event_id: str, commitment: str) -> CaseWithSteps:
         """A subject applies to repair a negative event (see :meth:`credit.repairs.Repairs.apply`)."""
         return self.repairs.apply(ref, event_id, commitment)
 
-    def decide_repair(self, case_id: str, actor: str, approve: bool, *, note: str = "") -> dict[str, Any]:
+    def decide_repair(self, case_id: str, actor: str, approve: bool, *, note: str = "") -> CaseWithSteps:
         """The department's decision on a repair (see :meth:`credit.repairs.Repairs.decide`)."""
         return self.repairs.decide(case_id, actor, approve, note=note)
 
-    def decide_list_case(
-        self, case_id: str, officer: str, confirm: bool, *, note: str = ""
-    ) -> dict[str, Any]:
+    def decide_list_case(self, case_id: str, officer: str, confirm: bool, *, note: str = "") -> CaseWithSteps:
         """A person confirms or rejects a proposed list entry or exit."""
         return self.list_cases.decide(case_id, officer, confirm, note=note)
 
@@ -296,14 +318,14 @@ class CreditService:
         """Subjects on ``list_name`` now ("red", or a black list's key), sorted by reference."""
         return self.lists.members(list_name)
 
-    def publish_list_snapshot(self, list_name: str, *, by: str) -> dict[str, Any]:
+    def publish_list_snapshot(self, list_name: str, *, by: str) -> ListSnapshot:
         """Publish a list as of today (a ``credit_list`` record of its members' Merkle root)."""
         return self.lists.publish(list_name, by=by)
 
-    def list_snapshots(self, list_name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    def list_snapshots(self, list_name: str, *, limit: int = 50) -> list[ListSnapshot]:
         """Published snapshots of a list, newest first."""
         return self.lists.snapshots(list_name, limit=limit)
 
-    def snapshot_proof(self, seq: int, ref: bytes) -> dict[str, Any]:
+    def snapshot_proof(self, seq: int, ref: bytes) -> SnapshotProof:
         """Whether ``ref`` was on a published snapshot, with an inclusion proof if so."""
         return self.lists.proof(seq, ref)

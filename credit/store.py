@@ -37,6 +37,7 @@ from sqlmodel import Field, SQLModel
 
 from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
 from credit.errors import CreditError
+from credit.models import CaseKind, CaseState
 
 _BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -325,7 +326,7 @@ class SubjectInputs:
                     RedListDecision(RedListAction(action), effective_on)
                 )
             pending = select(CASES.c.subject_ref, CASES.c.detail).where(
-                where(CASES), CASES.c.kind == "list", CASES.c.state == "proposed"
+                where(CASES), CASES.c.kind == CaseKind.LIST.value, CASES.c.state == CaseState.PROPOSED.value
             )
             for ref, detail in conn.execute(pending):
                 if detail.get("action") == "exit":

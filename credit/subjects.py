@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
@@ -26,6 +25,7 @@ from credit.identifiers import (
     parse_identifier,
     parse_resident_id,
 )
+from credit.models import PersonalData, SubjectReference
 from credit.store import SUBJECTS
 from credit.unit_of_work import LedgerGateway, PendingWrite, credit_record
 from credit.vault import new_data_key, open_field, seal_field, unwrap_key, wrap_key
@@ -43,7 +43,7 @@ class Subjects:
         self._master_key = master_key
         self.today = today
 
-    def reference(self, identifier: str, kind: SubjectKind | None = None) -> tuple[bytes, SubjectKind, str]:
+    def reference(self, identifier: str, kind: SubjectKind | None = None) -> SubjectReference:
         """Validate an identifier; its keyed reference, kind and canonical form.
 
         ``kind`` settles the rare all-digit strings that are both a valid resident ID and a valid
@@ -57,9 +57,10 @@ class Subjects:
         else:
             parsed = parse_identifier(identifier, today=self.today())
         number = parsed.number if isinstance(parsed, ResidentId) else parsed.code
-        return self.gateway.ledger.subject_ref(number, family=SubjectFamily.CREDIT), parsed.kind, number
+        ref = self.gateway.ledger.subject_ref(number, family=SubjectFamily.CREDIT)
+        return SubjectReference(ref, parsed.kind, number)
 
-    def new_row(self, ref: bytes, kind: SubjectKind, identifier: str, name: str | None) -> dict[str, Any]:
+    def new_row(self, ref: bytes, kind: SubjectKind, identifier: str, name: str | None) -> dict[str, object]:
         """The ``credit_subject`` row of a new subject: identifier and name sealed under a new key."""
         data_key = new_data_key()
         return {
@@ -79,7 +80,7 @@ class Subjects:
             raise UnknownSubject("no credit data for this subject", reason="unknown-subject")
         return SubjectKind(kind)
 
-    def personal_data(self, ref: bytes) -> dict[str, str | None]:
+    def personal_data(self, ref: bytes) -> PersonalData:
         """The subject's identifier and name, decrypted (for the subject and authorised officials)."""
         with self.gateway.reading() as conn:
             row = conn.execute(select(SUBJECTS).where(SUBJECTS.c.ref == ref)).first()
@@ -91,10 +92,8 @@ class Subjects:
             if row.sealed_name
             else None
         )
-        return {
-            "identifier": open_field(key, bytes(row.sealed_identifier), subject_ref=ref, field="identifier"),
-            "name": name,
-        }
+        identifier = open_field(key, bytes(row.sealed_identifier), subject_ref=ref, field="identifier")
+        return PersonalData(identifier, name)
 
     def erase(self, ref: bytes, *, by: str) -> None:
         """Crypto-shred: delete the subject's data key and ciphertexts (PIPL arts. 46-47).

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.engine import Connection
@@ -34,7 +33,7 @@ _sm3 = digest_function(HashAlgorithm.SM3)
 
 
 def credit_record(
-    kind: RecordKind, document: Mapping[str, Any], subject: bytes | None, key: str | None = None
+    kind: RecordKind, document: Mapping[str, object], subject: bytes | None, key: str | None = None
 ) -> Submission:
     """A credit record: its metadata is ``document``, its content hash the SM3 of the document's
     RFC 8785 encoding (encoded once, by the ledger's core, and handed to the ledger with it)."""
@@ -54,7 +53,7 @@ class QueuedRow:
     """A credit row to insert; with ``record`` set, it gets that submission's record id in ``column``."""
 
     table: Table
-    values: Mapping[str, Any]
+    values: Mapping[str, object]
     record: int | None = None  # position of the submission in the pending write
     column: str = "record_id"
 
@@ -70,7 +69,7 @@ class ScoreUpdate:
 
     ref: bytes
     version: int | None
-    values: Mapping[str, Any]
+    values: Mapping[str, object]
     change: int | None
 
 
@@ -83,7 +82,7 @@ class PendingWrite:
     score_updates: list[ScoreUpdate] = field(default_factory=list)
 
     def record(
-        self, sub: Submission, table: Table | None = None, values: Mapping[str, Any] | None = None
+        self, sub: Submission, table: Table | None = None, values: Mapping[str, object] | None = None
     ) -> int:
         """Queue a record (and a row of ``table`` that gets its record id); its position."""
         position = len(self.submissions)
@@ -92,7 +91,7 @@ class PendingWrite:
             self.rows.append(QueuedRow(table, values, position))
         return position
 
-    def row(self, table: Table, values: Mapping[str, Any], *, record: int | None = None) -> None:
+    def row(self, table: Table, values: Mapping[str, object], *, record: int | None = None) -> None:
         """Queue a row, optionally naming the record queued at position ``record``."""
         self.rows.append(QueuedRow(table, values, record))
 
@@ -173,7 +172,7 @@ class LedgerGateway:
 
 def _store_rows(conn: Connection, write: PendingWrite, accepted: Sequence[Accepted]) -> None:
     # Rows go in as one executemany per table (per-row statements dominated bulk recomputes).
-    batches: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
+    batches: dict[tuple[Table, frozenset[str]], list[dict[str, object]]] = {}
     for queued in write.rows:
         row = dict(queued.values)
         if queued.record is not None:
@@ -196,10 +195,10 @@ def _store_rows(conn: Connection, write: PendingWrite, accepted: Sequence[Accept
     _update_scores(conn, updates)
 
 
-def _update_scores(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:
+def _update_scores(conn: Connection, updates: Sequence[dict[str, object]]) -> None:
     """Apply score updates, each only if the row still has the version it was computed from."""
     guard = (SCORES.c.subject_ref == bindparam("b_ref"), SCORES.c.version == bindparam("b_version"))
-    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    groups: dict[frozenset[str], list[dict[str, object]]] = {}
     for values in updates:
         groups.setdefault(frozenset(values), []).append(values)
     for rows in groups.values():

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from credit.errors import WorkflowError
 from credit.identifiers import resident_id_check_char
+from credit.models import CaseKind, CaseState, ChangeCause, ObjectionOutcome
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
 from credit.service import CreditService, EventOutcome, Source
 from credit.store import CASE_STEPS
@@ -130,24 +131,24 @@ def modified_rulebook(version: str, **points: int) -> Rulebook:
 
 def test_daily_job_rescores_when_an_event_expires(svc: Svc) -> None:
     outcome = svc.submit(COURT, "contract_default", P1, "c-1")
-    ref = bytes.fromhex(outcome.subject_ref)
+    ref = outcome.subject_ref
     assert outcome.score == 680
     stored = svc.service.score(ref)
-    assert stored["next_change_on"] == date(2027, 3, 2)  # one year (general tier)
+    assert stored.next_change_on == date(2027, 3, 2)  # one year (general tier)
 
     report = svc.daily(date(2027, 3, 1))
     assert (report.recomputed, report.changed) == (0, 0)
-    assert svc.service.score(ref)["score"] == 680
+    assert svc.service.score(ref).score == 680
     report = svc.daily(date(2027, 3, 2))
     assert (report.recomputed, report.changed) == (1, 1)
     last = svc.service.history(ref)[-1]
-    assert last["cause"] == {"kind": "scheduled"}
-    assert last["as_of"] == "2027-03-02"
-    assert (last["before"]["score"], last["after"]["score"]) == (680, 700)
-    assert last["reasons"] == []
+    assert last.cause == ChangeCause("scheduled")
+    assert last.as_of == date(2027, 3, 2)
+    assert last.before is not None and (last.before.score, last.after.score) == (680, 700)
+    assert last.reasons == ()
     stored = svc.service.score(ref)
-    assert (stored["score"], stored["level"]) == (700, "A")
-    assert stored["next_change_on"] == date(2029, 3, 2)  # three clean years: red-list eligibility
+    assert (stored.score, stored.level) == (700, "A")
+    assert stored.next_change_on == date(2029, 3, 2)  # three clean years: red-list eligibility
     assert svc.daily(date(2027, 3, 3)).recomputed == 0  # nothing to do until then
     assert len(svc.service.history(ref)) == 2
     svc.assert_clean(P1)
@@ -155,18 +156,18 @@ def test_daily_job_rescores_when_an_event_expires(svc: Svc) -> None:
 
 def test_daily_job_ends_a_black_listing_at_its_exit_date(svc: Svc) -> None:
     outcome = svc.submit(COURT, "court_defaulter_listed", P1, "(2026)执1号")
-    ref = bytes.fromhex(outcome.subject_ref)
-    assert svc.service.score(ref)["black"] == ["court_defaulters"]
+    ref = outcome.subject_ref
+    assert svc.service.score(ref).black == ("court_defaulters",)
     exit_due = date(2028, 3, 2)  # the court list's 2 years
-    assert svc.service.score(ref)["next_change_on"] == exit_due
+    assert svc.service.score(ref).next_change_on == exit_due
     assert svc.daily(exit_due - timedelta(days=1)).changed == 0
     assert svc.daily(exit_due).changed == 1
     stored = svc.service.score(ref)
-    assert (stored["black"], stored["score"]) == ([], 650)  # counts a year after the exit
-    assert stored["next_change_on"] == date(2029, 3, 2)
+    assert (stored.black, stored.score) == ((), 650)  # counts a year after the exit
+    assert stored.next_change_on == date(2029, 3, 2)
     assert svc.daily(date(2029, 3, 2)).changed == 1
-    assert svc.service.score(ref)["score"] == 700
-    assert [c["cause"]["kind"] for c in svc.service.history(ref)] == ["event", "scheduled", "scheduled"]
+    assert svc.service.score(ref).score == 700
+    assert [c.cause.kind for c in svc.service.history(ref)] == ["event", "scheduled", "scheduled"]
     svc.assert_clean(P1)
 
 
@@ -175,8 +176,8 @@ def test_daily_job_ends_a_black_listing_at_its_exit_date(svc: Svc) -> None:
 
 def test_reminder_two_working_days_before_the_objection_is_due(svc: Svc) -> None:
     outcome = svc.submit(COURT, "contract_default", P1, "c-1")
-    case = svc.service.file_objection(bytes.fromhex(outcome.subject_ref), outcome.event_id, "合同已履行")
-    due = date.fromisoformat(case["due_on"])
+    case = svc.service.file_objection(outcome.subject_ref, outcome.event_id, "合同已履行")
+    due = case.due_on
     assert due == CALENDAR.add_working_days(START, 10) == date(2026, 3, 16)
     reminder_day = date(2026, 3, 12)  # Thursday: Friday 13 and Monday 16 are left
     assert CALENDAR.working_days_between(reminder_day, due) == 2
@@ -185,23 +186,23 @@ def test_reminder_two_working_days_before_the_objection_is_due(svc: Svc) -> None
     assert svc.daily(reminder_day - timedelta(days=1)).reminders == 0
     report = svc.daily(reminder_day)
     assert (report.reminders, report.overdue) == (1, 0)
-    steps = svc.service.case(case["id"])["steps"]
-    assert [(s["step"], s["on"]) for s in steps] == [
-        ("objection-filed", "2026-03-02"),
-        ("reminder", "2026-03-12"),
+    steps = svc.service.case(case.id).steps
+    assert [(s.step, s.on) for s in steps] == [
+        ("objection-filed", date(2026, 3, 2)),
+        ("reminder", date(2026, 3, 12)),
     ]
-    assert steps[-1]["actor"] == "credit-engine" and steps[-1]["record_id"]
+    assert steps[-1].actor == "credit-engine" and steps[-1].record_id
     assert svc.daily(reminder_day + timedelta(days=1)).reminders == 0  # once
     assert svc.daily(due).overdue == 0  # due today is not overdue
     report = svc.daily(due + timedelta(days=1))
     assert (report.overdue, report.reminders) == (1, 0)
     assert svc.daily(due + timedelta(days=2)).overdue == 0
-    assert [s["step"] for s in svc.service.case(case["id"])["steps"]] == [
+    assert [s.step for s in svc.service.case(case.id).steps] == [
         "objection-filed",
         "reminder",
         "overdue",
     ]
-    svc.service.answer_objection(case["id"], COURT, "uphold")
+    svc.service.answer_objection(case.id, COURT, ObjectionOutcome.UPHOLD)
     assert svc.daily(due + timedelta(days=30)).overdue == 0  # answered cases are left alone
     svc.assert_clean(P1)
 
@@ -215,16 +216,16 @@ def test_yearly_red_list_review_runs_once_per_year(svc: Svc) -> None:
     svc.submit(HONOURS, "honour_national", P1, "h-2")
     svc.submit(HONOURS, "honour_street", P2, "h-3")
     ref = svc.ref(P1)
-    assert svc.service.score(ref)["red_eligible"]
+    assert svc.service.score(ref).red_eligible
 
     assert svc.daily(date(2027, 1, 14)).proposals == 0  # not yet the review date
     assert svc.steps("red-list-reviewed") == 0
     assert svc.daily(date(2027, 1, 15)).proposals == 1
-    [proposal] = svc.service.cases(kind="list", states=["proposed"])
-    assert proposal["subject_ref"] == ref.hex() and proposal["detail"]["action"] == "enter"
+    [proposal] = svc.service.cases(kind=CaseKind.LIST, states=[CaseState.PROPOSED])
+    assert proposal.subject_ref == ref and proposal.detail["action"] == "enter"
     assert svc.daily(date(2027, 1, 16)).proposals == 0
-    svc.service.decide_list_case(proposal["id"], "credit-officer/陈主任", False, note="材料不全")
-    assert not svc.service.score(ref)["red"]
+    svc.service.decide_list_case(proposal.id, "credit-officer/陈主任", False, note="材料不全")
+    assert not svc.service.score(ref).red
     assert svc.daily(date(2027, 6, 1)).proposals == 0  # still eligible, but reviewed this year
     assert svc.steps("red-list-reviewed") == 1
     assert svc.daily(date(2028, 1, 15)).proposals == 1  # next year's review
@@ -245,15 +246,15 @@ def test_recompute_all_after_activating_a_rulebook(svc: Svc) -> None:
     report = svc.service.activate_rulebook(modified_rulebook("2026.2", contract_default=-30), by="规则委员会")
     assert (report.recomputed, report.changed) == (3, 2)  # P2's score does not move: nothing recorded
     scores = {p: svc.service.score(svc.ref(p)) for p in (P1, P2, P3)}
-    assert {p: s["score"] for p, s in scores.items()} == {P1: 670, P2: 705, P3: 620}
-    assert {s["rulebook_version"] for s in scores.values()} == {"2026.2"}
+    assert {p: s.score for p, s in scores.items()} == {P1: 670, P2: 705, P3: 620}
+    assert {s.rulebook_version for s in scores.values()} == {"2026.2"}
     for p in (P1, P3):
         last = svc.service.history(svc.ref(p))[-1]
-        assert last["cause"] == {"kind": "rulebook", "ref": "2026.2"} and last["rulebook"] == "2026.2"
-        assert last["as_of"] == svc.clock[0].isoformat()
-    assert svc.service.history(svc.ref(P2))[-1]["rulebook"] == "2026.1"
+        assert last.cause == ChangeCause("rulebook", "2026.2") and last.rulebook == "2026.2"
+        assert last.as_of == svc.clock[0]
+    assert svc.service.history(svc.ref(P2))[-1].rulebook == "2026.1"
 
-    again = svc.service.recompute_all(cause={"kind": "manual"})
+    again = svc.service.recompute_all(cause=ChangeCause("manual"))
     assert (again.recomputed, again.changed) == (3, 0)
     assert svc.submit(COURT, "contract_default", P2, "c-5").score == 675  # new events use 2026.2
     svc.assert_clean(P1, P2, P3)
@@ -336,11 +337,9 @@ class _Run:
         except WorkflowError:
             return
         source = next(
-            s
-            for s in (COURT, HONOURS, FINANCE, VOLUNTEERING, UTILITIES)
-            if s.name == case["detail"]["source"]
+            s for s in (COURT, HONOURS, FINANCE, VOLUNTEERING, UTILITIES) if s.name == case.detail["source"]
         )
-        service.answer_objection(case["id"], source, "correct", confirmed_by="复核人")
+        service.answer_objection(case.id, source, ObjectionOutcome.CORRECT, confirmed_by="复核人")
 
     def repair(self, pick: int) -> None:
         if not self.events:
@@ -351,7 +350,7 @@ class _Run:
             case = service.apply_repair(service.subject_ref(_SUBJECTS[subject])[0], event_id, "信用承诺书")
         except WorkflowError:
             return
-        service.decide_repair(case["id"], "credit-officer/审核人", approve=True)
+        service.decide_repair(case.id, "credit-officer/审核人", approve=True)
 
 
 @settings(
@@ -385,9 +384,11 @@ def test_property_replay_equals_stored(actions: list[tuple[str, int, Any]]) -> N
             assert svc.service.replay(ref).clean
             stored = svc.service.score(ref)
             fresh = svc.service.assess(ref).summary()
-            assert {k: stored[k] for k in ("score", "level", "black")} == {
-                k: fresh[k] for k in ("score", "level", "black")
-            }
+            assert (stored.score, stored.level, list(stored.black)) == (
+                fresh["score"],
+                fresh["level"],
+                fresh["black"],
+            )
         report = svc.service.replay_all()
         assert report.clean, report.problems
         assert report.subjects == len(known)
@@ -420,12 +421,12 @@ def test_recompute_all_in_forked_workers(svc: Svc) -> None:
     people = [P1, P2, P3]
     for n, person in enumerate(people):
         svc.submit(COURT, "contract_default", person, f"w-{n}")
-    report = svc.service.recompute_all(cause={"kind": "test"}, workers=2, chunk=1)
+    report = svc.service.recompute_all(cause=ChangeCause("test"), workers=2, chunk=1)
     assert (report.recomputed, report.changed) == (3, 0)  # nothing moved
     svc.travel(START + timedelta(days=400))  # the defaults (12 months) have expired
-    report = svc.service.recompute_all(cause={"kind": "test"}, workers=2, chunk=1)
+    report = svc.service.recompute_all(cause=ChangeCause("test"), workers=2, chunk=1)
     assert (report.recomputed, report.changed) == (3, 3)
-    assert {svc.service.score(svc.ref(p))["score"] for p in people} == {700}
+    assert {svc.service.score(svc.ref(p)).score for p in people} == {700}
     svc.assert_clean(*people)
 
 
