@@ -24,11 +24,11 @@ from credit.cases import queue_red_list_proposal
 from credit.engine import Assessment, Effect, Event, Reason, RedListAction, RedListDecision, evaluate
 from credit.errors import Conflict, CreditError, StaleWrite, UnknownSubject
 from credit.identifiers import SubjectKind
-from credit.integrity import served_subject
 from credit.measures import AppliedMeasure, measures
 from credit.models import ChangeCause, JobReport
 from credit.rulebook import Rulebook
 from credit.rulebooks_in_force import RulebooksInForce
+from credit.served import served_subject
 from credit.store import CHANGES, SUBJECTS, SubjectInputs, iter_subject_refs, scores
 from credit.subjects import Subjects
 from credit.unit_of_work import LedgerGateway, PendingWrite, ScoreUpdate, credit_record

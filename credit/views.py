@@ -1,7 +1,7 @@
 """The read side: a subject's stored score, history, events and cases, and an assessment explained.
 
 Nothing here writes. The history and the events' facts are read from their ledger records, not
-from the rows (:mod:`credit.integrity` refuses rows that differ from their records); the current
+from the rows (:mod:`credit.served` refuses rows that differ from their records); the current
 score and the cases' states are read from their rows.
 """
 
@@ -15,7 +15,6 @@ from sqlalchemy import select
 from credit.cases import load_case
 from credit.engine import Assessment, EffectKind
 from credit.errors import NotFoundError, UnknownSubject
-from credit.integrity import served_history, served_subject
 from credit.models import (
     Case,
     CaseKind,
@@ -33,6 +32,7 @@ from credit.models import (
     StoredScore,
 )
 from credit.rulebook import Rulebook
+from credit.served import served_history, served_subject
 from credit.store import CASE_STEPS, CASES, EVENTS, SCORES
 from credit.unit_of_work import LedgerGateway
 
@@ -93,7 +93,7 @@ class Views:
 
     def history(self, ref: bytes) -> list[HistoryEntry]:
         """Every score change of a subject, oldest first, with its record id — read from the
-        ``credit_change`` records themselves (see :func:`credit.integrity.served_history`)."""
+        ``credit_change`` records themselves (see :func:`credit.served.served_history`)."""
         with self.gateway.reading() as conn:
             changes = served_history(conn, self.gateway.ledger, ref)
         return [HistoryEntry.from_document(doc, record_id) for record_id, doc in changes]
