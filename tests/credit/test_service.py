@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from credit.errors import WorkflowError
+from credit.errors import CreditError, WorkflowError
 from credit.identifiers import resident_id_check_char
 from credit.models import CaseKind, CaseState, ChangeCause, ObjectionOutcome
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
 from credit.service import CreditService, EventOutcome, Source
-from credit.store import CASE_STEPS
+from credit.store import CASE_STEPS, RULEBOOKS
 from credit.unit_of_work import credit_record
 from credit.workdays import WorkingCalendar
 from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, digest_function
@@ -235,6 +235,24 @@ def test_yearly_red_list_review_runs_once_per_year(svc: Svc) -> None:
 
 
 # --- rulebook activation ---------------------------------------------------------------------------------
+
+
+def test_reading_the_rulebook_in_force_never_activates_one(ledger: Ledger) -> None:
+    """With no rulebook activated a read refuses (no-rulebook) and writes nothing; set-up activates
+    the shipped default once."""
+    service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: START)
+    service.create_schema()
+    with pytest.raises(CreditError) as refused:
+        service.active_rulebook()
+    assert refused.value.reason == "no-rulebook"
+    event = {"type": "contract_default", "subject": P1, "occurred_on": "2026-03-02", "source_ref": "c-1"}
+    with pytest.raises(CreditError) as refused:
+        service.submit_events(COURT, [event])
+    assert refused.value.reason == "no-rulebook"
+    with ledger.store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(RULEBOOKS)).scalar_one() == 0
+    assert service.ensure_rulebook() == service.ensure_rulebook() == "2026.1"
+    assert [v.version for v in service.rulebook_versions()] == ["2026.1"]
 
 
 def test_recompute_all_after_activating_a_rulebook(svc: Svc) -> None:
