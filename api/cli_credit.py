@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from api.credit_models import JobReportOut, PublishedSnapshotOut, RulebookVersionOut, ScoreOut
+from api.credit_responses import JobReportOut, PublishedSnapshotOut, RulebookVersionOut, ScoreOut
 from credit.errors import CreditError
 from credit.rulebook import load_rulebook
 from credit.service import CreditService

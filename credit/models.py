@@ -1,7 +1,7 @@
 """The typed values credit hands out: outcomes, reports, views of scores, histories, events, cases,
 access records, rulebook versions and list snapshots — frozen, and the states as ``str`` enums.
 
-The HTTP API builds its response models from these (``api/credit_models.py``); the stored strings
+The HTTP API builds its response models from these (``api/credit_responses.py``); the stored strings
 of the enums are the ones in the database rows and ledger records, so they never change.
 """
 

@@ -50,9 +50,9 @@ def master_key(settings: Settings, *, create: bool = False) -> bytes:
 def open_credit(
     ledger: Ledger, settings: Settings, *, create: bool = False, today: Callable[[], date] | None = None
 ) -> CreditService:
-    """The credit service over ``ledger``; with ``create`` also its key and tables, and the shipped
-    default rulebook in force if none is yet (set-up: ``trustledger init`` and the app's start).
-    The access policy is ``<data dir>/credit-access.toml`` when present, else the shipped default."""
+    """The credit service over ``ledger``; with ``create`` also its key and tables. The access
+    policy is ``<data dir>/credit-access.toml`` when present, else the shipped default. Putting a
+    rulebook in force is set-up's explicit step (:meth:`CreditService.ensure_rulebook`)."""
     policy_path = settings.data_dir / "credit-access.toml"
     service = CreditService(
         ledger,
@@ -62,7 +62,6 @@ def open_credit(
     )
     if create:
         service.create_schema()
-        service.ensure_rulebook()
     return service
 
 

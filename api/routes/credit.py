@@ -10,27 +10,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from api.credit_models import (
+from api.credit_requests import (
     CASE_ID,
     EVENT_ID,
     HEX64,
     KEY,
-    AccessLogOut,
     AnswerIn,
-    CaseList,
-    CaseWithStepsOut,
     DecisionIn,
-    EventList,
-    EventOutcomeList,
     EventsIn,
-    HistoryList,
-    MeasureOut,
     MeasuresIn,
-    MeasuresOut,
     ObjectionIn,
-    PublishedSnapshotOut,
     RepairIn,
     ReplayIn,
+)
+from api.credit_responses import (
+    AccessLogOut,
+    CaseList,
+    CaseWithStepsOut,
+    EventList,
+    EventOutcomeList,
+    HistoryList,
+    MeasureOut,
+    MeasuresOut,
+    PublishedSnapshotOut,
     ReplayOut,
     RulebookVersionList,
     ScoreOut,
