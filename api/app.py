@@ -42,6 +42,8 @@ def create_app(
         app.state.settings = conf
         app.state.ledger = opened
         app.state.credit = credit or open_credit(opened, conf, create=True)
+        if ledger is None and credit is None:  # set up what the app opened itself (injected: the caller's)
+            app.state.credit.ensure_rulebook()
         app.state.oidc = oidc or _oidc_from(conf)
         app.state.client_cache = {}
         app.state.sequencer = None

@@ -81,6 +81,7 @@ from credit.identifiers import (
     parse_identifier,
     resident_id_check_char,
 )
+from credit.models import ChangeCause
 from credit.rulebook import Rulebook, default_rulebook
 from credit.service import CreditService, Source, event_id_of
 from credit.vault import new_data_key, seal_field, wrap_key
@@ -486,9 +487,9 @@ def note_rss(res: DbResult, phase: str) -> None:
 
 def backend_cpu(service: CreditService) -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL backend connected to the bench's database (from /proc)."""
-    if service.engine.dialect.name != "postgresql":
+    if service.ledger.store.engine.dialect.name != "postgresql":
         return {}
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         pids = conn.exec_driver_sql(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
         ).scalars()
@@ -539,6 +540,7 @@ def deployment(
             ledger = open_ledger(settings)
             service = CreditService(ledger, master_key=os.urandom(16), today=lambda: TODAY)
             service.create_schema()
+            service.ensure_rulebook()
             try:
                 yield service, url, tmp
             finally:
@@ -754,7 +756,7 @@ def bulk_load_postgres(district: District, url: str, res: DbResult, master_key: 
 
 def durability(service: CreditService, database: str) -> str:
     if database == "sqlite":
-        with service.engine.connect() as conn:
+        with service.ledger.store.engine.connect() as conn:
             mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
             sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(
                 int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0), "?"
@@ -764,7 +766,7 @@ def durability(service: CreditService, database: str) -> str:
 
 
 def count(service: CreditService, table: str) -> int:
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() or 0)
 
 
@@ -792,28 +794,21 @@ def engine_baseline(district: District, rulebook: Rulebook, sample: int, res: Db
 
 
 def timed_recompute(service: CreditService, res: DbResult, label: str, workers: int) -> tuple[float, int]:
-    """``recompute_all`` with a progress line every ~10% (a wrapper around ``recompute``: no DB cost)."""
-    original = service.recompute
+    """``recompute_all`` with a progress line every ~10% (counted per worker process)."""
     total = res.subjects
     done = 0
     next_log = total / 10
     start = time.perf_counter()
 
-    def recompute(refs: Sequence[bytes], **kwargs: Any) -> Any:
+    def progress(subjects: int) -> None:
         nonlocal done, next_log
-        report = original(refs, **kwargs)
-        done += len(refs)
+        done += subjects
         if done >= next_log:
             elapsed = time.perf_counter() - start
             log(f"{res.database}:   {label}: {done:,} subjects, {rate(done, elapsed):,.0f} subjects/s")
             next_log += total / 10
-        return report
 
-    service.recompute = recompute  # type: ignore[method-assign]
-    try:
-        report = service.recompute_all(cause={"kind": "bench"}, workers=workers)
-    finally:
-        del service.recompute
+    report = service.recompute_all(cause=ChangeCause("bench"), workers=workers, progress=progress)
     return time.perf_counter() - start, report.changed
 
 
@@ -963,7 +958,7 @@ def delete_scores(service: CreditService, refs: Sequence[bytes]) -> None:
     """Forget the score rows of ``refs`` (so a recompute does the first-score work again)."""
     from credit.store import SCORES
 
-    with service.engine.begin() as conn:
+    with service.ledger.store.engine.begin() as conn:
         for start in range(0, len(refs), 500):
             conn.execute(SCORES.delete().where(SCORES.c.subject_ref.in_(list(refs[start : start + 500]))))
 
@@ -983,10 +978,10 @@ def bench_database(
             != district.refs[0]
         ):
             raise AssertionError("the deployments use different subject secrets")
-        master_key = service._master_key  # the bench seals as the service does
+        master_key = service.subjects._master_key  # the bench seals as the service does
 
         # 1. bulk load (bypasses the ledger) ---------------------------------------------------
-        service.engine.dispose()
+        service.ledger.store.engine.dispose()
         if database == "sqlite":
             bulk_load_sqlite(district, tmp / "trustledger.db", res, master_key, args.seal_budget)
         else:
@@ -1040,13 +1035,13 @@ def bench_database(
             profile_phase(
                 res,
                 f"recompute, first score ({len(sample):,} subjects, as in pass 1)",
-                lambda: service.recompute(sample, cause={"kind": "bench-profile"}),
+                lambda: service.recompute(sample, cause=ChangeCause("bench-profile")),
             )
             log(f"{database}: profiling recompute of {len(sample):,} subjects (unchanged)")
             profile_phase(
                 res,
                 f"recompute, unchanged ({len(sample):,} subjects, as in pass 2)",
-                lambda: service.recompute(sample, cause={"kind": "bench-profile"}),
+                lambda: service.recompute(sample, cause=ChangeCause("bench-profile")),
             )
             n_events = min(args.profile_events, max(args.batch, args.incremental_events))
             prof_batches = incremental_batches(district, rulebook, n_events, args.batch, args.seed + 2, "P")

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from api.credit_responses import JobReportOut, PublishedSnapshotOut, RulebookVersionOut, ScoreOut
 from credit.errors import CreditError
 from credit.rulebook import load_rulebook
 from credit.service import CreditService
@@ -20,11 +21,15 @@ from ledger.settings import Settings
 Command = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
-def _open(settings: Settings, *, today: date | None = None) -> CreditService:
+def _open(settings: Settings, *, today: date | None = None, rulebook: bool = False) -> CreditService:
+    """The credit service; with ``rulebook``, a rulebook in force (the shipped default if none is)."""
     from credit.setup import open_credit
     from ledger.service import open_ledger
 
-    return open_credit(open_ledger(settings), settings, today=(lambda: today) if today else None)
+    service = open_credit(open_ledger(settings), settings, today=(lambda: today) if today else None)
+    if rulebook:
+        service.ensure_rulebook()
+    return service
 
 
 def _ref(service: CreditService, text: str) -> bytes:
@@ -77,21 +82,27 @@ def cmd_rulebook(args: argparse.Namespace, settings: Settings) -> int:
     if args.version:
         print(service.rulebook(args.version).canonical_json().decode())
     else:
-        _emit(service.rulebook_versions())
+        _emit(
+            [
+                RulebookVersionOut.model_validate(v).model_dump(mode="json")
+                for v in service.rulebook_versions()
+            ]
+        )
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """Run the daily jobs now (optionally as of another date)."""
     day = date.fromisoformat(args.date) if args.date else None
-    report = _open(settings, today=day).run_daily()
-    _emit(report.__dict__)
+    report = _open(settings, today=day, rulebook=True).run_daily()
+    _emit(JobReportOut.model_validate(report).model_dump(mode="json"))
     return 0
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     """Publish a list snapshot (a ledger record of its Merkle root)."""
-    _emit(_open(settings).publish_list_snapshot(args.list, by=args.by))
+    snapshot = _open(settings, rulebook=True).publish_list_snapshot(args.list, by=args.by)
+    _emit(PublishedSnapshotOut.model_validate(snapshot).model_dump(mode="json"))
     return 0
 
 
@@ -106,16 +117,14 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     """A subject's current assessment (the read is logged for the subject)."""
-    from api.routes.credit import assessment_view
-
-    service = _open(settings)
+    service = _open(settings, rulebook=True)
     service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
     ref = _ref(service, args.subject)
     assessment = service.assess(ref)
     service.log_access(
         ref, accessor=args.by, role="operator", purpose=args.purpose, what="score", note=args.note
     )
-    _emit({"subject_ref": ref.hex(), **assessment_view(assessment, service)})
+    _emit(ScoreOut.of(ref.hex(), service.explain(assessment)).model_dump(mode="json"))
     return 0
 
 

@@ -321,7 +321,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     # The ledger knows nothing of credit (ledger/ never imports credit): the CLI composes both.
     credit = None
     if ledger.has_table("credit_subject"):
-        credit = scan_credit_rows(ledger.store.engine, ledger)
+        credit = scan_credit_rows(ledger)
         for problem in credit.problems:
             print(f"FINDING credit: {problem}")
     ok = report.ok and (credit is None or credit.clean)

@@ -4,7 +4,7 @@ Every read of a subject's credit data names a purpose from the catalogue (a code
 short note). The catalogue says which kinds of reader may claim each purpose; anything else is
 refused with the codes the reader may use. Reads are recorded as ``access`` ledger records, one per
 reader, role, subject, purpose and kind of data per window; repeat reads in the window count up
-the access row the subject sees instead of growing the log (``credit.service.CreditService.log_access``).
+the access row the subject sees instead of growing the log (:mod:`credit.access_log`).
 
 The shipped policy is ``credit/access.toml``; a deployment replaces it with
 ``<data dir>/credit-access.toml`` (:func:`credit.setup.open_credit`).
@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, select, update
 
 from credit.errors import CreditError, InvalidText, UnknownPurpose
-from credit.store import ACCESSES
 
 PURPOSE_CODE = r"^[a-z][a-z0-9_]{0,63}$"
 MAX_NOTE = 200
@@ -123,42 +121,3 @@ def load_access_policy(path: Path | None = None) -> AccessPolicy:
     except (OSError, UnicodeDecodeError) as e:
         raise CreditError(f"cannot read access policy {path}: {e}", reason="configuration") from e
     return policy_from_text(text, where=str(path))
-
-
-def count_repeat(
-    engine: Engine,
-    ref: bytes,
-    *,
-    accessor: str,
-    role: str,
-    purpose: str,
-    what: str,
-    window_s: int,
-    now_us: int,
-) -> bool:
-    """Count a read against the access recorded for the same reader, role, subject, purpose and
-    kind of data within the window; False when there is none (the caller records a new access)."""
-    if window_s <= 0:
-        return False
-    with engine.begin() as conn:
-        seq = conn.execute(
-            select(ACCESSES.c.seq)
-            .where(
-                ACCESSES.c.subject_ref == ref,
-                ACCESSES.c.accessor == accessor,
-                ACCESSES.c.role == role,
-                ACCESSES.c.purpose == purpose,
-                ACCESSES.c.what == what,
-                ACCESSES.c.at_us > now_us - window_s * 1_000_000,
-            )
-            .order_by(ACCESSES.c.seq.desc())
-            .limit(1)
-        ).scalar()
-        if seq is None:
-            return False
-        conn.execute(
-            update(ACCESSES)
-            .where(ACCESSES.c.seq == seq)
-            .values(count=ACCESSES.c.count + 1, last_at_us=now_us)
-        )
-    return True

@@ -2,15 +2,11 @@
 
 Every credit row is written in the same transaction as its ledger record (see :mod:`credit.store`),
 so the record — hashed into the log, signed in checkpoints, anchored — is the authority, and the
-row a copy that anyone with write access to the database could edit or delete. This module:
-
-- serves a subject's history, events and scoring inputs *from the records*: the rows only say which
-  records belong to the subject. A row that names a record the ledger lacks, or a record of another
-  kind or subject, and a history with a gap (the newest change missing, or a ``before`` that is not
-  the previous ``after``) is refused with :class:`~credit.errors.IntegrityFailure`, never served;
-- compares, streaming, every stored row with its record and every credit record with its row
-  (:func:`scan`), for ``trustledger credit replay`` and ``trustledger audit``. Each difference names
-  the record and its log index.
+row a copy that anyone with write access to the database could edit or delete. This module
+compares, streaming, every stored row with its record and every credit record with its row
+(:func:`scan`), for ``trustledger credit replay`` and ``trustledger audit``; each difference names
+the record and its log index. Serving a subject's data from its records, refusing rows that differ,
+is :mod:`credit.served`.
 
 Row fields that no record states (a workflow step's ``actor``, a case's current state, an access
 row's repeat counter) are not checked here; they are labelled as such in the docs.
@@ -19,18 +15,17 @@ row's repeat counter) are not checked here; they are labelled as such in the doc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection
 
-from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
-from credit.errors import IntegrityFailure
-from credit.replay import LedgerEntry, event_from_document, replay_subject
+from credit.replay import LedgerEntry, replay_subject
 from credit.rulebook import Rulebook
+from credit.served import Leaves, leaf_problems, where_is
 from credit.store import (
     ACCESSES,
     CASE_STEPS,
@@ -43,11 +38,14 @@ from credit.store import (
     SCORES,
     SNAPSHOTS,
     SUBJECTS,
+    keyset_pages,
+    subject_ranges,
 )
+from credit.subjects import ERASED_STEP
+from credit.unit_of_work import read_connection
 from ledger.core.crypto import HashAlgorithm, digest_function
 from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import LeafData, RecordKind
-from ledger.errors import NotFound
 from ledger.log import Ledger
 
 _logger = logging.getLogger(__name__)
@@ -63,9 +61,7 @@ CREDIT_RECORD_KINDS = (
 _DOCUMENT_KINDS = frozenset(
     {RecordKind.CREDIT_EVENT, RecordKind.CREDIT_CHANGE, RecordKind.CREDIT_WORKFLOW, RecordKind.ACCESS}
 )
-_ERASED_STEP = "personal-data-erased"
 _CHUNK = 5000
-Leaves = Mapping[str, tuple[int, LeafData]]
 
 
 @dataclass
@@ -85,29 +81,8 @@ class IntegrityReport:
         return not self.problems
 
 
-def where_is(ledger: Ledger, record_id: str) -> str:
-    """Where a record is in the log: its log index, "pending", or "not in the ledger"."""
-    try:
-        info = ledger.record(record_id)
-    except NotFound:
-        return "not in the ledger"
-    return "pending" if info.log_index is None else f"log index {info.log_index}"
-
-
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _leaf_problems(leaf: LeafData, kind: RecordKind, subject: bytes | None) -> list[str]:
-    """What is wrong with ``leaf`` as the record of a row of ``kind`` about ``subject``."""
-    if leaf.kind is not kind:
-        return [f"the row is a {kind.value} row but its record is a {leaf.kind.value} record"]
-    problems = []
-    if leaf.subject_ref != subject:
-        problems.append("the record names another subject than the row")
-    if kind in _DOCUMENT_KINDS and _sm3(leaf.metadata_json) != leaf.content_hash:
-        problems.append("the record's content hash does not match its metadata")
-    return problems
 
 
 def _field_problems(stored: Mapping[str, Any], recorded: Mapping[str, Any]) -> list[str]:
@@ -118,7 +93,7 @@ def _field_problems(stored: Mapping[str, Any], recorded: Mapping[str, Any]) -> l
     ]
 
 
-def event_fields(row: Any) -> dict[str, Any]:
+def event_fields(row: Any) -> dict[str, object]:
     """The fields of an event row that its ``credit_event`` record states."""
     return {
         "id": row.id,
@@ -151,10 +126,10 @@ def compare_row(table: str, row: Any, leaf: LeafData, subject: bytes | None = No
     ``subject`` is the case's subject for a ``credit_case_step`` row (steps do not store it).
     """
     if table == "credit_event":
-        problems = _leaf_problems(leaf, RecordKind.CREDIT_EVENT, bytes(row.subject_ref))
+        problems = leaf_problems(leaf, RecordKind.CREDIT_EVENT, bytes(row.subject_ref))
         return problems or _field_problems(event_fields(row), leaf.metadata)
     if table == "credit_change":
-        problems = _leaf_problems(leaf, RecordKind.CREDIT_CHANGE, bytes(row.subject_ref))
+        problems = leaf_problems(leaf, RecordKind.CREDIT_CHANGE, bytes(row.subject_ref))
         if problems:
             return problems
         recorded = leaf.metadata
@@ -169,7 +144,7 @@ def compare_row(table: str, row: Any, leaf: LeafData, subject: bytes | None = No
             problems.append(f"as_of: stored {_iso(row.as_of)}, recorded {recorded.get('as_of')}")
         return problems
     if table == "credit_case_step":
-        problems = _leaf_problems(leaf, RecordKind.CREDIT_WORKFLOW, subject)
+        problems = leaf_problems(leaf, RecordKind.CREDIT_WORKFLOW, subject)
         if problems:
             return problems
         recorded = leaf.metadata
@@ -179,15 +154,15 @@ def compare_row(table: str, row: Any, leaf: LeafData, subject: bytes | None = No
             problems.append("detail differs from the record")
         return problems
     if table == "credit_effect":
-        problems = _leaf_problems(leaf, RecordKind.CREDIT_WORKFLOW, bytes(row.subject_ref))
+        problems = leaf_problems(leaf, RecordKind.CREDIT_WORKFLOW, bytes(row.subject_ref))
         effect = {"kind": row.kind, "effective_on": _iso(row.effective_on)}
         return problems or _field_problems({"event": row.event_id, "effect": effect}, leaf.metadata)
     if table == "credit_red_decision":
-        problems = _leaf_problems(leaf, RecordKind.CREDIT_WORKFLOW, bytes(row.subject_ref))
+        problems = leaf_problems(leaf, RecordKind.CREDIT_WORKFLOW, bytes(row.subject_ref))
         red = {"action": row.action, "effective_on": _iso(row.effective_on)}
         return problems or _field_problems({"red": red}, leaf.metadata)
     if table == "credit_access":
-        problems = _leaf_problems(leaf, RecordKind.ACCESS, bytes(row.subject_ref))
+        problems = leaf_problems(leaf, RecordKind.ACCESS, bytes(row.subject_ref))
         stored = {"accessor": row.accessor, "role": row.role, "purpose": row.purpose, "what": row.what}
         if row.note is not None or "note" in leaf.metadata:
             stored["note"] = row.note
@@ -195,7 +170,7 @@ def compare_row(table: str, row: Any, leaf: LeafData, subject: bytes | None = No
             stored["window_s"] = row.window_s
         return problems or _field_problems(stored, leaf.metadata)
     if table == "credit_list_snapshot":
-        problems = _leaf_problems(leaf, RecordKind.CREDIT_LIST, None)
+        problems = leaf_problems(leaf, RecordKind.CREDIT_LIST, None)
         if problems:
             return problems
         root = bytes(row.root)
@@ -207,7 +182,7 @@ def compare_row(table: str, row: Any, leaf: LeafData, subject: bytes | None = No
             problems.append("the stored members do not have the stored size and root")
         return problems
     if table == "credit_rulebook":
-        problems = _leaf_problems(leaf, RecordKind.CREDIT_RULEBOOK, None)
+        problems = leaf_problems(leaf, RecordKind.CREDIT_RULEBOOK, None)
         if problems:
             return problems
         problems = _field_problems({"version": row.version}, leaf.metadata)
@@ -219,116 +194,17 @@ def compare_row(table: str, row: Any, leaf: LeafData, subject: bytes | None = No
     raise ValueError(f"no ledger record backs table {table}")  # pragma: no cover - a programming error
 
 
-# --- serving a subject's data from its records -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServedSubject:
-    """A subject's events (with their records' facts), effects and red-list decisions, as recorded."""
-
-    events: list[tuple[Any, dict[str, Any]]]  # (event row, its record's metadata)
-    effects: list[tuple[Any, dict[str, Any]]]  # (effect row, its record's metadata)
-    red: list[RedListDecision]
-
-    def engine_events(self) -> list[Event]:
-        """The engine's events, built from the records."""
-        return [event_from_document(doc) for _row, doc in self.events]
-
-    def engine_effects(self) -> list[Effect]:
-        """The engine's workflow outcomes, built from the records."""
-        return [
-            Effect(
-                str(doc["event"]),
-                EffectKind(doc["effect"]["kind"]),
-                date.fromisoformat(doc["effect"]["effective_on"]),
-            )
-            for _row, doc in self.effects
-        ]
-
-
-def _refuse(ledger: Ledger, record_id: str, what: str) -> IntegrityFailure:
-    where = where_is(ledger, record_id)
-    _logger.error("credit row differs from its record", extra={"record_id": record_id, "problem": what})
-    return IntegrityFailure(
-        f"the stored credit data differs from the ledger at record {record_id} ({where}): {what}; "
-        "it is not served until an operator restores it (trustledger credit replay --all)"
-    )
-
-
-def _checked(ledger: Ledger, leaves: Leaves, record_id: str, kind: RecordKind, ref: bytes) -> dict[str, Any]:
-    """The metadata of a subject's record, or :class:`IntegrityFailure` if it cannot be its record."""
-    found = leaves.get(record_id)
-    if found is None:
-        raise _refuse(ledger, record_id, "the row names a record that is not in the ledger")
-    problems = _leaf_problems(found[1], kind, ref)
-    if problems:
-        raise _refuse(ledger, record_id, "; ".join(problems))
-    return found[1].metadata
-
-
-def served_subject(conn: Connection, ledger: Ledger, ref: bytes) -> ServedSubject:
-    """A subject's events, effects and red-list decisions as their ledger records state them."""
-    events = conn.execute(
-        select(EVENTS).where(EVENTS.c.subject_ref == ref).order_by(EVENTS.c.occurred_on, EVENTS.c.id)
-    ).all()
-    effects = conn.execute(select(EFFECTS).where(EFFECTS.c.subject_ref == ref).order_by(EFFECTS.c.seq)).all()
-    reds = conn.execute(
-        select(RED_DECISIONS).where(RED_DECISIONS.c.subject_ref == ref).order_by(RED_DECISIONS.c.seq)
-    ).all()
-    leaves = ledger.records([r.record_id for r in (*events, *effects, *reds)])
-    served_events = []
-    for row in events:
-        doc = _checked(ledger, leaves, row.record_id, RecordKind.CREDIT_EVENT, ref)
-        if doc.get("id") != row.id:
-            raise _refuse(ledger, row.record_id, f"the record is not the one of event {row.id}")
-        served_events.append((row, doc))
-    served_effects = []
-    for row in effects:
-        doc = _checked(ledger, leaves, row.record_id, RecordKind.CREDIT_WORKFLOW, ref)
-        if doc.get("event") != row.event_id or not isinstance(doc.get("effect"), dict):
-            raise _refuse(ledger, row.record_id, f"the record is not an outcome of event {row.event_id}")
-        served_effects.append((row, doc))
-    red = []
-    for row in reds:
-        doc = _checked(ledger, leaves, row.record_id, RecordKind.CREDIT_WORKFLOW, ref)
-        decision = doc.get("red")
-        if not isinstance(decision, dict):
-            raise _refuse(ledger, row.record_id, "the record is not a red-list decision")
-        red.append(
-            RedListDecision(RedListAction(decision["action"]), date.fromisoformat(decision["effective_on"]))
-        )
-    return ServedSubject(served_events, served_effects, red)
-
-
-def served_history(conn: Connection, ledger: Ledger, ref: bytes) -> list[dict[str, Any]]:
-    """A subject's score changes, oldest first, each read from its ``credit_change`` record.
-
-    The rows give only the record ids. A missing record, a break in the chain of ``before`` and
-    ``after``, or a newest change (named by the score row) absent from the rows is refused.
-    """
-    ids = [
-        r[0]
-        for r in conn.execute(
-            select(CHANGES.c.record_id).where(CHANGES.c.subject_ref == ref).order_by(CHANGES.c.seq)
-        )
-    ]
-    newest = conn.execute(select(SCORES.c.change_record_id).where(SCORES.c.subject_ref == ref)).scalar()
-    leaves = ledger.records(ids)
-    documents = [(leaves[i][0] if i in leaves else -1, i) for i in ids]
-    history: list[dict[str, Any]] = []
-    previous: Any = None
-    for _position, record_id in sorted(documents):
-        doc = _checked(ledger, leaves, record_id, RecordKind.CREDIT_CHANGE, ref)
-        if doc.get("before") != previous:
-            raise _refuse(ledger, record_id, "a score change before this one is missing from the database")
-        previous = doc.get("after")
-        history.append({**doc, "record_id": record_id})
-    if newest is not None and (not history or history[-1]["record_id"] != newest):
-        raise _refuse(ledger, str(newest), "the subject's newest score change is missing from the database")
-    return history
-
-
 # --- the streaming comparison of everything (replay and audit) ------------------------------------------
+
+
+@dataclass
+class _SubjectRows:
+    """What one range of rows says about a subject: its record ids (in row order), its events'
+    stored facts, and its newest stored change."""
+
+    ids: dict[str, bool] = field(default_factory=dict)
+    events: dict[str, dict[str, object]] = field(default_factory=dict)
+    newest: str | None = None
 
 
 class _Scan:
@@ -371,7 +247,7 @@ class _Scan:
 
     def subjects(self, refs: Sequence[bytes] | None) -> None:
         """Rows of the subjects in ``refs`` (None: every subject, in ranges of references)."""
-        for low, high in _ranges(self.conn, refs):
+        for low, high in subject_ranges(self.conn, refs):
             self.subject_range(low, high)
 
     def subject_range(self, low: bytes | None, high: bytes | None) -> None:
@@ -407,35 +283,35 @@ class _Scan:
         self.compare("credit_case_step", steps, leaves, lambda r: bytes(r.case_subject))
         self.compare("credit_effect", effects, leaves, lambda r: bytes(r.subject_ref))
         self.compare("credit_red_decision", reds, leaves, lambda r: bytes(r.subject_ref))
-        by_subject: dict[bytes, dict[str, Any]] = {}
+        by_subject: dict[bytes, _SubjectRows] = {}
 
-        def bucket(ref: bytes) -> dict[str, Any]:
+        def bucket(ref: bytes) -> _SubjectRows:
             found = by_subject.get(ref)
             if found is None:
-                found = by_subject[ref] = {"ids": {}, "events": {}, "newest": None}
+                found = by_subject[ref] = _SubjectRows()
             return found
 
         for row in events:
             b = bucket(bytes(row.subject_ref))
-            b["ids"][row.record_id] = True
-            b["events"][row.id] = {"type": row.type, "occurred_on": row.occurred_on, "quantity": row.quantity}
+            b.ids[row.record_id] = True
+            b.events[row.id] = {"type": row.type, "occurred_on": row.occurred_on, "quantity": row.quantity}
         for row in changes:
             b = bucket(bytes(row.subject_ref))
-            b["ids"][row.record_id] = True
-            b["newest"] = row.record_id
+            b.ids[row.record_id] = True
+            b.newest = row.record_id
         for row in steps:
-            bucket(bytes(row.case_subject))["ids"][row.record_id] = True
+            bucket(bytes(row.case_subject)).ids[row.record_id] = True
         for ref in scores:
             bucket(ref)
         for ref, b in sorted(by_subject.items()):
             if ref not in known:
                 self.differ(None, "has credit rows but no subject row", ref)
             score = scores.get(ref)
-            if score is not None and score.change_record_id != b["newest"]:
+            if score is not None and score.change_record_id != b.newest:
                 self.differ(
                     score.change_record_id,
                     f"the score row names change record {score.change_record_id}, "
-                    f"the newest stored change is {b['newest']}",
+                    f"the newest stored change is {b.newest}",
                     ref,
                 )
             self.report.subjects += 1
@@ -449,14 +325,14 @@ class _Scan:
                     leaves[rid][1].metadata,
                     leaves[rid][1].content_hash,
                 )
-                for rid in b["ids"]
+                for rid in b.ids
                 if rid in leaves and leaves[rid][1].kind in _REPLAYED and leaves[rid][1].subject_ref == ref
             ]
             result = replay_subject(
                 entries,
                 self.rulebook_of,
                 stored_score=dict(score._mapping) if score is not None else None,
-                stored_events=b["events"],
+                stored_events=b.events,
             )
             self.report.changes += result.changes
             self.report.events += result.events
@@ -477,7 +353,7 @@ class _Scan:
             condition = (
                 [] if subject is None or name != "credit_access" else [ACCESSES.c.subject_ref == subject]
             )
-            for rows in _chunks(self.conn, select(table).where(*condition), key, size):
+            for rows in keyset_pages(self.conn, select(table).where(*condition), key, size):
                 leaves = self.ledger.records([r.record_id for r in rows])
                 self.report.records += len(leaves)
                 if name == "credit_access":
@@ -490,7 +366,7 @@ class _Scan:
                 .outerjoin(CASES, CASES.c.id == CASE_STEPS.c.case_id)
                 .where(CASES.c.id.is_(None))
             )
-            for rows in _chunks(self.conn, orphans, CASE_STEPS.c.seq, _CHUNK):
+            for rows in keyset_pages(self.conn, orphans, CASE_STEPS.c.seq, _CHUNK):
                 leaves = self.ledger.records([r.record_id for r in rows])
                 self.compare("credit_case_step", rows, leaves, lambda _r: None)
 
@@ -549,7 +425,7 @@ class _Scan:
         if steps:
             documents = [(rid, leaf, leaf.metadata) for rid, leaf in steps]
             found = present(
-                CASE_STEPS.c.record_id, [rid for rid, _l, d in documents if d.get("step") != _ERASED_STEP]
+                CASE_STEPS.c.record_id, [rid for rid, _l, d in documents if d.get("step") != ERASED_STEP]
             )
             effects = present(EFFECTS.c.record_id, [rid for rid, _l, d in documents if d.get("effect")])
             reds = present(RED_DECISIONS.c.record_id, [rid for rid, _l, d in documents if d.get("red")])
@@ -558,7 +434,7 @@ class _Scan:
                 [
                     leaf.subject_ref
                     for _rid, leaf, d in documents
-                    if d.get("step") == _ERASED_STEP and leaf.subject_ref
+                    if d.get("step") == ERASED_STEP and leaf.subject_ref
                 ],
             )
             erased_rows = (
@@ -574,7 +450,7 @@ class _Scan:
                 else set()
             )
             for record_id, leaf, doc in documents:
-                if doc.get("step") == _ERASED_STEP:
+                if doc.get("step") == ERASED_STEP:
                     if leaf.subject_ref not in erased_rows:
                         self.differ(
                             record_id,
@@ -602,43 +478,7 @@ class _Scan:
 _REPLAYED = frozenset({RecordKind.CREDIT_EVENT, RecordKind.CREDIT_CHANGE, RecordKind.CREDIT_WORKFLOW})
 
 
-def _chunks(conn: Connection, query: Any, key: Any, size: int) -> Iterator[list[Row[Any]]]:
-    """The rows of ``query`` in ``key`` order, ``size`` at a time (keyset pagination)."""
-    after: Any = None
-    while True:
-        page = query.order_by(key).limit(size)
-        if after is not None:
-            page = page.where(key > after)
-        rows = conn.execute(page).all()
-        if not rows:
-            return
-        yield list(rows)
-        after = rows[-1]._mapping[key.name]
-
-
-def _ranges(conn: Connection, refs: Sequence[bytes] | None) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Ranges of subject references covering every reference: ``(low, high]``, the first open below
-    and the last open above, so that rows of a subject without a subject row are still visited.
-    With ``refs``, exactly those references (``low == high``)."""
-    if refs is not None:
-        for ref in refs:
-            yield ref, ref
-        return
-    low: bytes | None = None
-    while True:
-        query = select(SUBJECTS.c.ref).order_by(SUBJECTS.c.ref).limit(1000)
-        if low is not None:
-            query = query.where(SUBJECTS.c.ref > low)
-        batch = [bytes(r[0]) for r in conn.execute(query)]
-        if len(batch) < 1000:
-            yield (low if low is not None else None), None
-            return
-        yield (low if low is not None else None), batch[-1]
-        low = batch[-1]
-
-
 def scan(
-    engine: Engine,
     ledger: Ledger,
     *,
     rulebook_of: Callable[[str], Rulebook] | None = None,
@@ -652,7 +492,7 @@ def scan(
     ledger has no index by subject, so a deleted row of one subject is found only by the full scan).
     """
     report = IntegrityReport()
-    with engine.connect() as conn:
+    with read_connection(ledger) as conn:
         walk = _Scan(conn, ledger, report, rulebook_of)
         walk.subjects([subject] if subject is not None else None)
         walk.free_rows(subject)

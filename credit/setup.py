@@ -51,7 +51,8 @@ def open_credit(
     ledger: Ledger, settings: Settings, *, create: bool = False, today: Callable[[], date] | None = None
 ) -> CreditService:
     """The credit service over ``ledger``; with ``create`` also its key and tables. The access
-    policy is ``<data dir>/credit-access.toml`` when present, else the shipped default."""
+    policy is ``<data dir>/credit-access.toml`` when present, else the shipped default. Putting a
+    rulebook in force is set-up's explicit step (:meth:`CreditService.ensure_rulebook`)."""
     policy_path = settings.data_dir / "credit-access.toml"
     service = CreditService(
         ledger,

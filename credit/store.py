@@ -37,6 +37,7 @@ from sqlmodel import Field, SQLModel
 
 from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
 from credit.errors import CreditError
+from credit.models import CaseKind, CaseState
 
 _BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -325,7 +326,7 @@ class SubjectInputs:
                     RedListDecision(RedListAction(action), effective_on)
                 )
             pending = select(CASES.c.subject_ref, CASES.c.detail).where(
-                where(CASES), CASES.c.kind == "list", CASES.c.state == "proposed"
+                where(CASES), CASES.c.kind == CaseKind.LIST.value, CASES.c.state == CaseState.PROPOSED.value
             )
             for ref, detail in conn.execute(pending):
                 if detail.get("action") == "exit":
@@ -402,3 +403,40 @@ def iter_subject_refs(conn: Connection, chunk: int = 5000) -> Iterator[list[byte
         batch = [bytes(r[0]) for r in rows]
         yield batch
         after = batch[-1]
+
+
+def keyset_pages(conn: Connection, query: Any, key: Any, size: int) -> Iterator[list[Row[Any]]]:
+    """The rows of ``query`` in ``key`` order, ``size`` at a time (keyset pagination)."""
+    after: Any = None
+    while True:
+        page = query.order_by(key).limit(size)
+        if after is not None:
+            page = page.where(key > after)
+        rows = conn.execute(page).all()
+        if not rows:
+            return
+        yield list(rows)
+        after = rows[-1]._mapping[key.name]
+
+
+def subject_ranges(
+    conn: Connection, refs: Sequence[bytes] | None
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Ranges of subject references covering every reference: ``(low, high]``, the first open below
+    and the last open above, so that rows of a subject without a subject row are still visited.
+    With ``refs``, exactly those references (``low == high``)."""
+    if refs is not None:
+        for ref in refs:
+            yield ref, ref
+        return
+    low: bytes | None = None
+    while True:
+        query = select(SUBJECTS.c.ref).order_by(SUBJECTS.c.ref).limit(1000)
+        if low is not None:
+            query = query.where(SUBJECTS.c.ref > low)
+        batch = [bytes(r[0]) for r in conn.execute(query)]
+        if len(batch) < 1000:
+            yield (low if low is not None else None), None
+            return
+        yield (low if low is not None else None), batch[-1]
+        low = batch[-1]

@@ -26,8 +26,9 @@ from api.oidc import OidcConfig, OidcVerifier
 from cli.main import main
 from credit.access import Windows, load_access_policy
 from credit.engine import add_months
-from credit.errors import InvalidEvent, UnknownSubject
+from credit.errors import Conflict, InvalidEvent, UnknownSubject
 from credit.identifiers import resident_id_check_char
+from credit.models import CaseState, PersonalData
 from credit.rulebook import default_rulebook, rulebook_from_data
 from credit.service import CreditService, Source
 from credit.setup import open_credit
@@ -38,7 +39,6 @@ from ledger.core.hashing import tree_hasher
 from ledger.core.leaf import RecordKind, canonical_json
 from ledger.core.merkle import root_from_inclusion_proof, verify_inclusion
 from ledger.core.receipt import Receipt, verify_receipt
-from ledger.errors import Conflict
 from ledger.keys import api_key_hash, new_api_key
 from ledger.log import Ledger, SubjectFamily
 from ledger.service import open_ledger
@@ -209,7 +209,8 @@ def env(ledger: Ledger, tmp_path: Path, idp: Idp) -> Iterator[Env]:
     clock = [START]
     service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: clock[0])
     service.create_schema()
-    assert service.active_rulebook().version == "2026.2"  # the shipped default is in force
+    assert service.ensure_rulebook() == "2026.2"  # set-up puts the shipped default in force
+    assert service.active_rulebook().version == "2026.2"
     keys = {}
     for short, (name, role) in CLIENTS.items():
         keys[short] = new_api_key()
@@ -488,9 +489,9 @@ def test_objection_overdue_then_corrected(env: Env) -> None:
     report = env.service.run_daily()
     assert report.overdue == 1
     assert env.service.run_daily().overdue == 0  # flagged once
-    steps = env.service.case(case["id"])["steps"]
-    assert [s["step"] for s in steps] == ["objection-filed", "overdue"]
-    assert steps[-1]["on"] == env.today.isoformat() and steps[-1]["actor"] == "credit-engine"
+    steps = env.service.case(case["id"]).steps
+    assert [s.step for s in steps] == ["objection-filed", "overdue"]
+    assert steps[-1].on == env.today and steps[-1].actor == "credit-engine"
 
     assert _answer(env, "tax", case["id"], outcome="correct").status_code == 409  # not its event
     answered = _answer(env, "court", case["id"], outcome="correct", note="核实有误")
@@ -560,7 +561,7 @@ def test_a_correction_changing_list_status_needs_a_person(env: Env) -> None:
     before = env.counts()
     assert_problem(_answer(env, "court", case["id"], outcome="correct"), 409, "confirmation-required")
     assert env.counts() == before
-    assert env.service.case(case["id"])["state"] == "under-objection"
+    assert env.service.case(case["id"]).state is CaseState.UNDER_OBJECTION
     assert env.get_me(P1)["lists"]["black"][0]["list"] == "court_defaulters"
     response = _answer(env, "court", case["id"], outcome="correct", confirmed_by="王法官")
     assert response.status_code == 200, response.text
@@ -996,7 +997,7 @@ def test_cli_replay_all_reports_a_difference(
     assert main(["credit", "replay", P1, "--by", "审计员", *where]) == 0
     capsys.readouterr()
     [access] = service.access_log(service.subject_ref(P1)[0])
-    assert (access["accessor"], access["purpose"], access["what"]) == ("审计员", "credit_audit", "replay")
+    assert (access.accessor, access.purpose, access.what) == ("审计员", "credit_audit", "replay")
     engine = service.ledger.store.engine
     with engine.begin() as conn:
         conn.execute(text("UPDATE credit_score SET score = score + 5"))
@@ -1039,7 +1040,7 @@ def test_rulebook_is_published_and_a_new_version_recomputes(env: Env) -> None:
     assert (last["before"]["score"], last["after"]["score"]) == (680, 670)
     # P2's score does not move under 2026.3: no change is recorded, the stored row notes the version.
     assert env.history(P2)[-1]["rulebook"] == "2026.2"
-    assert env.service.score(env.service.subject_ref(P2)[0])["rulebook_version"] == "2026.3"
+    assert env.service.score(env.service.subject_ref(P2)[0]).rulebook_version == "2026.3"
     versions = env.client.get("/v1/credit/rulebooks").json()["data"]
     assert [v["version"] for v in versions] == ["2026.2", "2026.3"]
     new = env.client.get("/v1/credit/rulebooks/2026.3").content
@@ -1055,7 +1056,7 @@ def test_rulebook_is_published_and_a_new_version_recomputes(env: Env) -> None:
 def test_erasing_personal_data_keeps_receipts_and_replay(env: Env) -> None:
     [outcome] = env.submit("court", env.ev("contract_default", P1, "c-1", name="张三"))
     ref = env.ref(P1)
-    assert env.service.personal_data(ref) == {"identifier": P1, "name": "张三"}
+    assert env.service.personal_data(ref) == PersonalData(P1, "张三")
     env.service.erase_personal_data(ref, by="数据保护官")
     with pytest.raises(UnknownSubject):
         env.service.personal_data(ref)
@@ -1349,9 +1350,9 @@ def test_cli_show_takes_a_catalogue_purpose(
 
 
 def _count(service: CreditService, table: str) -> int:
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         count: int = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-    service.engine.dispose()
+    service.ledger.store.engine.dispose()
     return count
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 
 from credit.errors import IntegrityFailure
+from credit.models import ObjectionOutcome
 from credit.service import CreditService
 from credit.store import ACCESSES, CHANGES, EVENTS, TABLES
 from ledger.log import Ledger
@@ -52,19 +53,19 @@ def test_an_edited_change_document_is_served_as_recorded_and_reported(ledger: Le
     _submit(service, "sued_in_breach", P1, "c-1", START)
     ref = service.subject_ref(P1)[0]
     [change] = service.history(ref)
-    assert change["after"]["score"] == 650
+    assert change.after.score == 650
     ledger.sequence_all()
-    index = _log_index(ledger, change["record_id"])
-    with service.engine.begin() as conn:
+    index = _log_index(ledger, change.record_id)
+    with service.ledger.store.engine.begin() as conn:
         document = conn.execute(select(CHANGES.c.document).where(CHANGES.c.subject_ref == ref)).scalar_one()
         forged = {**document, "after": {**document["after"], "score": 651}}
         conn.execute(update(CHANGES).where(CHANGES.c.subject_ref == ref).values(document=forged))
 
     [served] = service.history(ref)  # read from the credit_change record, not from the edited row
-    assert served["after"]["score"] == 650 and served["record_id"] == change["record_id"]
+    assert served.after.score == 650 and served.record_id == change.record_id
     for report in (service.replay_all(), service.replay(ref), service.check_rows()):
         assert not report.clean
-        assert _mentions(report.problems, change["record_id"], index, "credit_change", "651"), report.problems
+        assert _mentions(report.problems, change.record_id, index, "credit_change", "651"), report.problems
 
 
 def test_a_deleted_newest_change_is_refused_and_reported(ledger: Ledger) -> None:
@@ -75,20 +76,20 @@ def test_a_deleted_newest_change_is_refused_and_reported(ledger: Ledger) -> None
     _submit(service, "contract_default", P2, "c-3", clock[0])
     ref = service.subject_ref(P1)[0]
     first, newest = service.history(ref)
-    assert (first["after"]["score"], newest["after"]["score"]) == (680, 630)
+    assert (first.after.score, newest.after.score) == (680, 630)
     ledger.sequence_all()
-    index = _log_index(ledger, newest["record_id"])
+    index = _log_index(ledger, newest.record_id)
     assert service.replay_all().clean
-    with service.engine.begin() as conn:
-        conn.execute(delete(CHANGES).where(CHANGES.c.record_id == newest["record_id"]))
+    with service.ledger.store.engine.begin() as conn:
+        conn.execute(delete(CHANGES).where(CHANGES.c.record_id == newest.record_id))
 
-    with pytest.raises(IntegrityFailure, match=newest["record_id"]) as refused:
+    with pytest.raises(IntegrityFailure, match=newest.record_id) as refused:
         service.history(ref)
     assert f"log index {index}" in refused.value.message
     for report in (service.replay_all(), service.check_rows()):
-        assert _mentions(report.problems, newest["record_id"], index, "no credit_change row"), report.problems
+        assert _mentions(report.problems, newest.record_id, index, "no credit_change row"), report.problems
     # P2 is untouched and still served.
-    assert [c["after"]["score"] for c in service.history(service.subject_ref(P2)[0])] == [680]
+    assert [c.after.score for c in service.history(service.subject_ref(P2)[0])] == [680]
 
 
 def test_a_deleted_oldest_change_breaks_the_chain_and_is_refused(ledger: Ledger) -> None:
@@ -98,11 +99,11 @@ def test_a_deleted_oldest_change_breaks_the_chain_and_is_refused(ledger: Ledger)
     _submit(service, "sued_in_breach", P1, "c-2", clock[0])
     ref = service.subject_ref(P1)[0]
     first, _newest = service.history(ref)
-    with service.engine.begin() as conn:
-        conn.execute(delete(CHANGES).where(CHANGES.c.record_id == first["record_id"]))
+    with service.ledger.store.engine.begin() as conn:
+        conn.execute(delete(CHANGES).where(CHANGES.c.record_id == first.record_id))
     with pytest.raises(IntegrityFailure, match="missing"):
         service.history(ref)
-    assert any(first["record_id"] in p for p in service.replay_all().problems)
+    assert any(first.record_id in p for p in service.replay_all().problems)
 
 
 def test_an_edited_event_row_changes_neither_the_score_nor_the_events_served(ledger: Ledger) -> None:
@@ -111,11 +112,11 @@ def test_an_edited_event_row_changes_neither_the_score_nor_the_events_served(led
     ref = service.subject_ref(P1)[0]
     assert service.assess(ref).score == 650
     ledger.sequence_all()
-    with service.engine.begin() as conn:  # backdated five years: it would no longer count
+    with service.ledger.store.engine.begin() as conn:  # backdated five years: it would no longer count
         conn.execute(update(EVENTS).where(EVENTS.c.subject_ref == ref).values(occurred_on=date(2021, 1, 4)))
     assert service.assess(ref).score == 650
     [event] = service.events(ref)
-    assert event["occurred_on"] == START.isoformat()
+    assert event.occurred_on == START
     report = service.check_rows()
     assert _mentions(report.problems, event_record, _log_index(ledger, event_record), "occurred_on")
 
@@ -124,7 +125,7 @@ def _tampers(service: CreditService) -> list[tuple[str, str, Callable[[Any], Non
     """(table, record id of the tampered row, tamper) for one row of every kind."""
 
     def first(table: str, column: str = "record_id", where: str = "") -> str:
-        with service.engine.connect() as conn:
+        with service.ledger.store.engine.connect() as conn:
             value: str = conn.execute(
                 text(f"SELECT {column} FROM {table} {where} ORDER BY 1 LIMIT 1")
             ).scalar_one()
@@ -180,20 +181,20 @@ def test_every_kind_of_row_is_compared_with_its_record(ledger: Ledger, tmp_path:
     ref1, ref2 = service.subject_ref(P1)[0], service.subject_ref(P2)[0]
     case = service.file_objection(ref2, event_id, "not mine")
     clock[0] = START + timedelta(days=2)
-    service.answer_objection(case["id"], COURT, "correct")
+    service.answer_objection(case.id, COURT, ObjectionOutcome.CORRECT)
     service.log_access(ref1, accessor="audit-office", role="auditor", purpose="credit_audit", what="subject")
     service.publish_list_snapshot("court_defaulters", by="officer")
     ledger.sequence_all()
     assert service.check_rows().clean
     for table, record_id, tamper in _tampers(service):
         stored = TABLE_OF[table]
-        with service.engine.connect() as conn:
+        with service.ledger.store.engine.connect() as conn:
             before = [dict(row._mapping) for row in conn.execute(select(stored))]
-        with service.engine.begin() as conn:
+        with service.ledger.store.engine.begin() as conn:
             tamper(conn)
         report = service.check_rows()
         assert _mentions(report.problems, record_id, _log_index(ledger, record_id)), (table, report.problems)
-        with service.engine.begin() as conn:  # restore the table for the next tamper
+        with service.ledger.store.engine.begin() as conn:  # restore the table for the next tamper
             conn.execute(delete(stored))
             conn.execute(insert(stored), before)
         assert service.check_rows().clean, (table, service.check_rows().problems)
@@ -205,7 +206,7 @@ def test_replay_counts_every_row_and_record(ledger: Ledger) -> None:
         _submit(service, "contract_default", person(60 + n), f"c-{n}", START)
     report = service.replay_all()
     assert report.clean and report.subjects == 3 and report.events == 3 and report.changes == 3
-    with service.engine.connect() as conn:
+    with service.ledger.store.engine.connect() as conn:
         rows = sum(
             conn.execute(select(func.count()).select_from(t)).scalar_one()
             for t in (EVENTS, CHANGES, ACCESSES)

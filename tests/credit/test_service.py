@@ -22,15 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from credit import service as service_module
-from credit.errors import WorkflowError
+from credit.errors import CreditError, WorkflowError
 from credit.identifiers import resident_id_check_char
+from credit.models import CaseKind, CaseState, ChangeCause, ObjectionOutcome
 from credit.rulebook import Rulebook, default_rulebook, rulebook_from_data
 from credit.service import CreditService, EventOutcome, Source
-from credit.store import CASE_STEPS
+from credit.store import CASE_STEPS, RULEBOOKS
+from credit.unit_of_work import credit_record
 from credit.workdays import WorkingCalendar
-from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey
-from ledger.core.leaf import canonical_json
+from ledger.core.crypto import HashAlgorithm, Sm2PrivateKey, digest_function
+from ledger.core.leaf import MAX_METADATA_BYTES, RecordKind, canonical_json
 from ledger.errors import InvalidRequest
 from ledger.log import Ledger
 from ledger.store import LogStore, make_engine
@@ -89,7 +90,7 @@ class Svc:
         return self.service.subject_ref(identifier)[0]
 
     def steps(self, name: str) -> int:
-        with self.service.engine.connect() as conn:
+        with self.service.ledger.store.engine.connect() as conn:
             count: int = conn.execute(
                 select(func.count()).select_from(CASE_STEPS).where(CASE_STEPS.c.step == name)
             ).scalar_one()
@@ -106,7 +107,8 @@ class Svc:
 def new_service(ledger: Ledger, clock: list[date]) -> CreditService:
     service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: clock[0])
     service.create_schema()
-    assert service.active_rulebook().version == "2026.2"  # the shipped default is in force
+    assert service.ensure_rulebook() == "2026.2"  # set-up puts the shipped default in force
+    assert service.active_rulebook().version == "2026.2"
     return service
 
 
@@ -129,24 +131,24 @@ def modified_rulebook(version: str, **points: int) -> Rulebook:
 
 def test_daily_job_rescores_when_an_event_expires(svc: Svc) -> None:
     outcome = svc.submit(COURT, "contract_default", P1, "c-1")
-    ref = bytes.fromhex(outcome.subject_ref)
+    ref = outcome.subject_ref
     assert outcome.score == 680
     stored = svc.service.score(ref)
-    assert stored["next_change_on"] == date(2027, 3, 2)  # one year (general tier)
+    assert stored.next_change_on == date(2027, 3, 2)  # one year (general tier)
 
     report = svc.daily(date(2027, 3, 1))
     assert (report.recomputed, report.changed) == (0, 0)
-    assert svc.service.score(ref)["score"] == 680
+    assert svc.service.score(ref).score == 680
     report = svc.daily(date(2027, 3, 2))
     assert (report.recomputed, report.changed) == (1, 1)
     last = svc.service.history(ref)[-1]
-    assert last["cause"] == {"kind": "scheduled"}
-    assert last["as_of"] == "2027-03-02"
-    assert (last["before"]["score"], last["after"]["score"]) == (680, 700)
-    assert last["reasons"] == []
+    assert last.cause == ChangeCause("scheduled")
+    assert last.as_of == date(2027, 3, 2)
+    assert last.before is not None and (last.before.score, last.after.score) == (680, 700)
+    assert last.reasons == ()
     stored = svc.service.score(ref)
-    assert (stored["score"], stored["level"]) == (700, "A")
-    assert stored["next_change_on"] == date(2029, 3, 2)  # three clean years: red-list eligibility
+    assert (stored.score, stored.level) == (700, "A")
+    assert stored.next_change_on == date(2029, 3, 2)  # three clean years: red-list eligibility
     assert svc.daily(date(2027, 3, 3)).recomputed == 0  # nothing to do until then
     assert len(svc.service.history(ref)) == 2
     svc.assert_clean(P1)
@@ -154,18 +156,18 @@ def test_daily_job_rescores_when_an_event_expires(svc: Svc) -> None:
 
 def test_daily_job_ends_a_black_listing_at_its_exit_date(svc: Svc) -> None:
     outcome = svc.submit(COURT, "court_defaulter_listed", P1, "(2026)执1号")
-    ref = bytes.fromhex(outcome.subject_ref)
-    assert svc.service.score(ref)["black"] == ["court_defaulters"]
+    ref = outcome.subject_ref
+    assert svc.service.score(ref).black == ("court_defaulters",)
     exit_due = date(2028, 3, 2)  # the court list's 2 years
-    assert svc.service.score(ref)["next_change_on"] == exit_due
+    assert svc.service.score(ref).next_change_on == exit_due
     assert svc.daily(exit_due - timedelta(days=1)).changed == 0
     assert svc.daily(exit_due).changed == 1
     stored = svc.service.score(ref)
-    assert (stored["black"], stored["score"]) == ([], 650)  # counts a year after the exit
-    assert stored["next_change_on"] == date(2029, 3, 2)
+    assert (stored.black, stored.score) == ((), 650)  # counts a year after the exit
+    assert stored.next_change_on == date(2029, 3, 2)
     assert svc.daily(date(2029, 3, 2)).changed == 1
-    assert svc.service.score(ref)["score"] == 700
-    assert [c["cause"]["kind"] for c in svc.service.history(ref)] == ["event", "scheduled", "scheduled"]
+    assert svc.service.score(ref).score == 700
+    assert [c.cause.kind for c in svc.service.history(ref)] == ["event", "scheduled", "scheduled"]
     svc.assert_clean(P1)
 
 
@@ -174,8 +176,8 @@ def test_daily_job_ends_a_black_listing_at_its_exit_date(svc: Svc) -> None:
 
 def test_reminder_two_working_days_before_the_objection_is_due(svc: Svc) -> None:
     outcome = svc.submit(COURT, "contract_default", P1, "c-1")
-    case = svc.service.file_objection(bytes.fromhex(outcome.subject_ref), outcome.event_id, "合同已履行")
-    due = date.fromisoformat(case["due_on"])
+    case = svc.service.file_objection(outcome.subject_ref, outcome.event_id, "合同已履行")
+    due = case.due_on
     assert due == CALENDAR.add_working_days(START, 10) == date(2026, 3, 16)
     reminder_day = date(2026, 3, 12)  # Thursday: Friday 13 and Monday 16 are left
     assert CALENDAR.working_days_between(reminder_day, due) == 2
@@ -184,23 +186,23 @@ def test_reminder_two_working_days_before_the_objection_is_due(svc: Svc) -> None
     assert svc.daily(reminder_day - timedelta(days=1)).reminders == 0
     report = svc.daily(reminder_day)
     assert (report.reminders, report.overdue) == (1, 0)
-    steps = svc.service.case(case["id"])["steps"]
-    assert [(s["step"], s["on"]) for s in steps] == [
-        ("objection-filed", "2026-03-02"),
-        ("reminder", "2026-03-12"),
+    steps = svc.service.case(case.id).steps
+    assert [(s.step, s.on) for s in steps] == [
+        ("objection-filed", date(2026, 3, 2)),
+        ("reminder", date(2026, 3, 12)),
     ]
-    assert steps[-1]["actor"] == "credit-engine" and steps[-1]["record_id"]
+    assert steps[-1].actor == "credit-engine" and steps[-1].record_id
     assert svc.daily(reminder_day + timedelta(days=1)).reminders == 0  # once
     assert svc.daily(due).overdue == 0  # due today is not overdue
     report = svc.daily(due + timedelta(days=1))
     assert (report.overdue, report.reminders) == (1, 0)
     assert svc.daily(due + timedelta(days=2)).overdue == 0
-    assert [s["step"] for s in svc.service.case(case["id"])["steps"]] == [
+    assert [s.step for s in svc.service.case(case.id).steps] == [
         "objection-filed",
         "reminder",
         "overdue",
     ]
-    svc.service.answer_objection(case["id"], COURT, "uphold")
+    svc.service.answer_objection(case.id, COURT, ObjectionOutcome.UPHOLD)
     assert svc.daily(due + timedelta(days=30)).overdue == 0  # answered cases are left alone
     svc.assert_clean(P1)
 
@@ -214,16 +216,16 @@ def test_yearly_red_list_review_runs_once_per_year(svc: Svc) -> None:
     svc.submit(HONOURS, "honour_national", P1, "h-2")
     svc.submit(HONOURS, "honour_street", P2, "h-3")
     ref = svc.ref(P1)
-    assert svc.service.score(ref)["red_eligible"]
+    assert svc.service.score(ref).red_eligible
 
     assert svc.daily(date(2027, 1, 14)).proposals == 0  # not yet the review date
     assert svc.steps("red-list-reviewed") == 0
     assert svc.daily(date(2027, 1, 15)).proposals == 1
-    [proposal] = svc.service.cases(kind="list", states=["proposed"])
-    assert proposal["subject_ref"] == ref.hex() and proposal["detail"]["action"] == "enter"
+    [proposal] = svc.service.cases(kind=CaseKind.LIST, states=[CaseState.PROPOSED])
+    assert proposal.subject_ref == ref and proposal.detail["action"] == "enter"
     assert svc.daily(date(2027, 1, 16)).proposals == 0
-    svc.service.decide_list_case(proposal["id"], "credit-officer/陈主任", False, note="材料不全")
-    assert not svc.service.score(ref)["red"]
+    svc.service.decide_list_case(proposal.id, "credit-officer/陈主任", False, note="材料不全")
+    assert not svc.service.score(ref).red
     assert svc.daily(date(2027, 6, 1)).proposals == 0  # still eligible, but reviewed this year
     assert svc.steps("red-list-reviewed") == 1
     assert svc.daily(date(2028, 1, 15)).proposals == 1  # next year's review
@@ -235,6 +237,24 @@ def test_yearly_red_list_review_runs_once_per_year(svc: Svc) -> None:
 # --- rulebook activation ---------------------------------------------------------------------------------
 
 
+def test_reading_the_rulebook_in_force_never_activates_one(ledger: Ledger) -> None:
+    """With no rulebook activated a read refuses (no-rulebook) and writes nothing; set-up activates
+    the shipped default once."""
+    service = CreditService(ledger, master_key=MASTER_KEY, calendar=CALENDAR, today=lambda: START)
+    service.create_schema()
+    with pytest.raises(CreditError) as refused:
+        service.active_rulebook()
+    assert refused.value.reason == "no-rulebook"
+    event = {"type": "contract_default", "subject": P1, "occurred_on": "2026-03-02", "source_ref": "c-1"}
+    with pytest.raises(CreditError) as refused:
+        service.submit_events(COURT, [event])
+    assert refused.value.reason == "no-rulebook"
+    with ledger.store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(RULEBOOKS)).scalar_one() == 0
+    assert service.ensure_rulebook() == service.ensure_rulebook() == "2026.1"
+    assert [v.version for v in service.rulebook_versions()] == ["2026.1"]
+
+
 def test_recompute_all_after_activating_a_rulebook(svc: Svc) -> None:
     svc.submit(COURT, "contract_default", P1, "c-1")
     svc.submit(HONOURS, "honour_district", P2, "h-1")
@@ -244,15 +264,15 @@ def test_recompute_all_after_activating_a_rulebook(svc: Svc) -> None:
     report = svc.service.activate_rulebook(modified_rulebook("2026.3", contract_default=-30), by="规则委员会")
     assert (report.recomputed, report.changed) == (3, 2)  # P2's score does not move: nothing recorded
     scores = {p: svc.service.score(svc.ref(p)) for p in (P1, P2, P3)}
-    assert {p: s["score"] for p, s in scores.items()} == {P1: 670, P2: 705, P3: 620}
-    assert {s["rulebook_version"] for s in scores.values()} == {"2026.3"}
+    assert {p: s.score for p, s in scores.items()} == {P1: 670, P2: 705, P3: 620}
+    assert {s.rulebook_version for s in scores.values()} == {"2026.3"}
     for p in (P1, P3):
         last = svc.service.history(svc.ref(p))[-1]
-        assert last["cause"] == {"kind": "rulebook", "ref": "2026.3"} and last["rulebook"] == "2026.3"
-        assert last["as_of"] == svc.clock[0].isoformat()
-    assert svc.service.history(svc.ref(P2))[-1]["rulebook"] == "2026.2"
+        assert last.cause == ChangeCause("rulebook", "2026.3") and last.rulebook == "2026.3"
+        assert last.as_of == svc.clock[0]
+    assert svc.service.history(svc.ref(P2))[-1].rulebook == "2026.2"
 
-    again = svc.service.recompute_all(cause={"kind": "manual"})
+    again = svc.service.recompute_all(cause=ChangeCause("manual"))
     assert (again.recomputed, again.changed) == (3, 0)
     assert svc.submit(COURT, "contract_default", P2, "c-5").score == 675  # new events use 2026.3
     svc.assert_clean(P1, P2, P3)
@@ -335,11 +355,9 @@ class _Run:
         except WorkflowError:
             return
         source = next(
-            s
-            for s in (COURT, HONOURS, FINANCE, VOLUNTEERING, UTILITIES)
-            if s.name == case["detail"]["source"]
+            s for s in (COURT, HONOURS, FINANCE, VOLUNTEERING, UTILITIES) if s.name == case.detail["source"]
         )
-        service.answer_objection(case["id"], source, "correct", confirmed_by="复核人")
+        service.answer_objection(case.id, source, ObjectionOutcome.CORRECT, confirmed_by="复核人")
 
     def repair(self, pick: int) -> None:
         if not self.events:
@@ -350,7 +368,7 @@ class _Run:
             case = service.apply_repair(service.subject_ref(_SUBJECTS[subject])[0], event_id, "信用承诺书")
         except WorkflowError:
             return
-        service.decide_repair(case["id"], "credit-officer/审核人", approve=True)
+        service.decide_repair(case.id, "credit-officer/审核人", approve=True)
 
 
 @settings(
@@ -384,9 +402,11 @@ def test_property_replay_equals_stored(actions: list[tuple[str, int, Any]]) -> N
             assert svc.service.replay(ref).clean
             stored = svc.service.score(ref)
             fresh = svc.service.assess(ref).summary()
-            assert {k: stored[k] for k in ("score", "level", "black")} == {
-                k: fresh[k] for k in ("score", "level", "black")
-            }
+            assert (stored.score, stored.level, list(stored.black)) == (
+                fresh["score"],
+                fresh["level"],
+                fresh["black"],
+            )
         report = svc.service.replay_all()
         assert report.clean, report.problems
         assert report.subjects == len(known)
@@ -419,12 +439,12 @@ def test_recompute_all_in_forked_workers(svc: Svc) -> None:
     people = [P1, P2, P3]
     for n, person in enumerate(people):
         svc.submit(COURT, "contract_default", person, f"w-{n}")
-    report = svc.service.recompute_all(cause={"kind": "test"}, workers=2, chunk=1)
+    report = svc.service.recompute_all(cause=ChangeCause("test"), workers=2, chunk=1)
     assert (report.recomputed, report.changed) == (3, 0)  # nothing moved
     svc.travel(START + timedelta(days=400))  # the defaults (12 months) have expired
-    report = svc.service.recompute_all(cause={"kind": "test"}, workers=2, chunk=1)
+    report = svc.service.recompute_all(cause=ChangeCause("test"), workers=2, chunk=1)
     assert (report.recomputed, report.changed) == (3, 3)
-    assert {svc.service.score(svc.ref(p))["score"] for p in people} == {700}
+    assert {svc.service.score(svc.ref(p)).score for p in people} == {700}
     svc.assert_clean(*people)
 
 
@@ -439,13 +459,18 @@ _json_values = st.recursive(
 
 
 @given(st.dictionaries(st.text(alphabet=string.ascii_letters + "_", min_size=1), _json_values, max_size=6))
-def test_credit_documents_are_rfc8785_canonical(document: dict[str, Any]) -> None:
-    """The json.dumps shortcut for credit documents gives the same bytes as the checked path."""
+def test_credit_records_carry_the_rfc8785_encoding_of_their_document(document: dict[str, Any]) -> None:
+    """A credit record's metadata bytes are its document's RFC 8785 form (encoded by the ledger's
+    core), and its content hash is their SM3."""
     try:
         expected = canonical_json(document)
     except InvalidRequest:
-        return  # lone surrogates: both paths refuse (the shortcut falls back to the checked one)
-    assert service_module._canonical(document) == expected
+        return  # lone surrogates: no record can hold them
+    if len(expected) > MAX_METADATA_BYTES:
+        return
+    record = credit_record(RecordKind.CREDIT_WORKFLOW, document, None)
+    assert record.metadata_json == expected
+    assert record.content_hash == digest_function(HashAlgorithm.SM3)(expected)
 
 
 def test_daily_jobs_are_scheduled_in_local_time(svc: Svc, tmp_path: Path) -> None:
