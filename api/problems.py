@@ -42,6 +42,7 @@ STATUS: tuple[tuple[type[TrustledgerError], int], ...] = (
     (ledger_errors.LedgerError, 500),
     # The credit engine: anything not named is the caller's input (400).
     (credit_errors.InvalidIdentifier, 400),
+    (credit_errors.InvalidDate, 400),
     (credit_errors.RulebookError, 422),
     (credit_errors.InvalidEvent, 422),
     (credit_errors.UnknownSubject, 404),
@@ -49,6 +50,7 @@ STATUS: tuple[tuple[type[TrustledgerError], int], ...] = (
     (credit_errors.WorkflowError, 409),
     (credit_errors.Conflict, 409),
     (credit_errors.CalendarError, 500),
+    (credit_errors.NoRulebookInForce, 503),
     (credit_errors.IntegrityFailure, 503),
     (credit_errors.CreditError, 400),
     # The API itself.

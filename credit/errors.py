@@ -46,6 +46,19 @@ class UnknownSubject(CreditError):
     reason = "unknown-subject"
 
 
+class NoRulebookInForce(CreditError):
+    """No rulebook has been put in force: the deployment is not set up (HTTP 503;
+    ``trustledger init`` activates the shipped default)."""
+
+    reason = "no-rulebook"
+
+
+class InvalidDate(CreditError):
+    """A date a question cannot be asked about, e.g. a score on a day still to come (HTTP 400)."""
+
+    reason = "invalid-date"
+
+
 class NotFoundError(CreditError):
     """No such event, objection, repair or rulebook version (HTTP 404)."""
 

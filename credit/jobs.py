@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from credit.cases import ENGINE, flag_case, queue_red_list_proposal, queue_step
 from credit.engine import RedListAction
-from credit.errors import Conflict, CreditError
+from credit.errors import Conflict, NoRulebookInForce
 from credit.models import Case, CaseKind, CaseState, ChangeCause, JobReport
 from credit.rulebook import Rulebook, default_rulebook
 from credit.rulebooks_in_force import RulebooksInForce
@@ -168,5 +168,5 @@ class RulebookActivation:
                 pass  # another process activated it at the same moment
             version = self.rulebooks.version_in_force()
         if version is None:
-            raise CreditError("no rulebook is active", reason="no-rulebook")
+            raise NoRulebookInForce("no rulebook is active")
         return version

@@ -16,7 +16,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from credit.errors import Conflict, CreditError, NotFoundError
+from credit.errors import Conflict, CreditError, NoRulebookInForce, NotFoundError
 from credit.models import RulebookVersion
 from credit.rulebook import Rulebook, rulebook_from_data
 from credit.store import RULEBOOKS
@@ -48,9 +48,7 @@ class RulebooksInForce:
         """The rulebook in force (the most recently activated version); ``no-rulebook`` if none is."""
         version = self.version_in_force()
         if version is None:
-            raise CreditError(
-                "no rulebook is active (trustledger init activates the shipped default)", reason="no-rulebook"
-            )
+            raise NoRulebookInForce("no rulebook is active (trustledger init activates the shipped default)")
         return self.version(version)
 
     def version(self, version: str) -> Rulebook:

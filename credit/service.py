@@ -24,6 +24,7 @@ from typing import Any
 
 from credit.access import AccessPolicy, load_access_policy
 from credit.access_log import AccessLog
+from credit.as_of import PastScores, ScoreOnDate
 from credit.engine import Assessment
 from credit.identifiers import SubjectKind
 from credit.intake import Intake, Source, event_id_of
@@ -87,6 +88,7 @@ class CreditService:
         self.subjects = Subjects(self.gateway, master_key=master_key, today=today)
         self.scoring = Scoring(self.gateway, self.rulebooks, self.subjects, today=today)
         self.views = Views(self.gateway)
+        self.past_scores = PastScores(self.gateway, self.rulebooks, self.subjects, self.views, today=today)
         self.access = AccessLog(self.gateway, access_policy or load_access_policy())
         self.intake = Intake(self.gateway, self.rulebooks, self.subjects, self.scoring, today=today)
         self.objections = Objections(
@@ -195,6 +197,10 @@ class CreditService:
     def assess(self, ref: bytes, *, as_of: date | None = None, kind: SubjectKind | None = None) -> Assessment:
         """A subject's assessment now (or at ``as_of``), computed from its ledger records."""
         return self.scoring.assess(ref, as_of=as_of, kind=kind)
+
+    def score_on(self, ref: bytes, day: date, *, kind: SubjectKind | None = None) -> ScoreOnDate:
+        """A subject's score, level, lists and measures on a past ``day`` (:mod:`credit.as_of`)."""
+        return self.past_scores.on(ref, day, kind=kind)
 
     def explain(self, assessment: Assessment) -> ExplainedScore:
         """An assessment with its rulebook's names for its lists and labels for its reasons."""

@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
-    Engine,
     Index,
     Integer,
     LargeBinary,
@@ -28,7 +27,6 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import Select
@@ -36,7 +34,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel
 
 from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
-from credit.errors import CreditError
 from credit.models import CaseKind, CaseState
 
 _BIGINT = BigInteger().with_variant(Integer(), "sqlite")
@@ -244,25 +241,19 @@ _ADDED_COLUMNS = {  # columns added after tables were first created: (table, col
 }
 
 
-def create_credit_schema(engine: Engine) -> None:
-    """Create the credit tables (idempotent), and bring older ones up to date: add later columns
-    and the record-id indexes that replay uses to find each record's row."""
-    try:
-        SQLModel.metadata.create_all(engine, tables=TABLES)
-        with engine.begin() as conn:
-            present = {
-                (table, c["name"])
-                for table in {t for t, _c in _ADDED_COLUMNS}
-                for c in inspect(conn).get_columns(table)
-            }
-            for (table, column), ddl in _ADDED_COLUMNS.items():
-                if (table, column) not in present:
-                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
-        for model in TABLES:
-            for index in model.indexes:
-                index.create(engine, checkfirst=True)
-    except sa_exc.SQLAlchemyError as e:
-        raise CreditError(f"cannot create the credit schema: {e}", reason="storage") from e
+def add_missing_columns(conn: Connection) -> None:
+    """Bring credit tables created by an older version up to date: add the columns added since
+    (before :meth:`~ledger.log.Ledger.create_tables` adds the indexes that may name them)."""
+    tables = inspect(conn)
+    present = {
+        (table, c["name"])
+        for table in {t for t, _c in _ADDED_COLUMNS}
+        if tables.has_table(table)
+        for c in tables.get_columns(table)
+    }
+    for (table, column), ddl in _ADDED_COLUMNS.items():
+        if tables.has_table(table) and (table, column) not in present:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
 
 def event_of(row: Row[Any]) -> Event:

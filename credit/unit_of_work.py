@@ -7,45 +7,35 @@ a workflow step and its ``credit_workflow`` record. The writers queue what they 
 (optimistic concurrency): a score row that moved since it was read, or an event stored by a
 concurrent writer, is a :class:`~credit.errors.StaleWrite`, and the writer re-reads and retries.
 
-This module is the only one in ``credit`` that calls ``Ledger.submit``, opens a connection to the
-ledger's database or touches ``ledger.store``: moving to the ledger's public ``unit_of_work()`` and
-``reading()`` is an edit of :class:`LedgerGateway` and :func:`read_connection` alone.
+This module is the only one in ``credit`` that writes to the ledger or opens a connection to its
+database, and it does so only through ``Ledger``'s public surface: ``unit_of_work()`` (records and
+credit rows in one transaction), ``reading()``, ``create_tables()`` and ``after_fork()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
-from credit.errors import Conflict, StaleWrite
-from credit.store import SCORES, create_credit_schema
+from credit.errors import Conflict, CreditError, StaleWrite
+from credit.store import SCORES, TABLES, add_missing_columns
 from ledger import errors as ledger_errors
-from ledger.core.crypto import HashAlgorithm, digest_function
-from ledger.core.leaf import RecordKind, canonical_metadata
+from ledger.core.leaf import RecordKind
 from ledger.log import Accepted, Ledger, Submission
 
 SUBMITTER = "credit"  # the ledger submitter of every credit record (sources are named inside)
-_sm3 = digest_function(HashAlgorithm.SM3)
 
 
 def credit_record(
     kind: RecordKind, document: Mapping[str, object], subject: bytes | None, key: str | None = None
 ) -> Submission:
     """A credit record: its metadata is ``document``, its content hash the SM3 of the document's
-    RFC 8785 encoding (encoded once, by the ledger's core, and handed to the ledger with it)."""
-    encoded = canonical_metadata(document)
-    return Submission(
-        kind=kind,
-        content_hash=_sm3(encoded),
-        metadata=document,
-        metadata_json=encoded,
-        subject_ref=subject,
-        idempotency_key=key,
-    )
+    RFC 8785 encoding (:meth:`~ledger.log.Submission.of_document`)."""
+    return Submission.of_document(kind, document, subject_ref=subject, idempotency_key=key)
 
 
 @dataclass(frozen=True)
@@ -111,7 +101,7 @@ RowWriter = Callable[[Connection], None]
 
 def read_connection(ledger: Ledger) -> AbstractContextManager[Connection]:
     """A connection for reading credit rows from ``ledger``'s database (every credit read uses one)."""
-    return ledger.store.engine.connect()
+    return ledger.reading()
 
 
 class LedgerGateway:
@@ -124,17 +114,25 @@ class LedgerGateway:
         """A connection for reading credit rows."""
         return read_connection(self.ledger)
 
-    def transaction(self) -> AbstractContextManager[Connection]:
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction for credit rows that no ledger record backs (access counters)."""
-        return self.ledger.store.transaction()
+        with self.ledger.unit_of_work() as unit:
+            yield unit.connection
 
     def create_schema(self) -> None:
-        """Create the credit tables in the ledger's database (idempotent)."""
-        create_credit_schema(self.ledger.store.engine)
+        """Create the credit tables in the ledger's database (idempotent): columns added since a
+        table was first created go in first, then the missing tables and indexes."""
+        try:
+            with self.ledger.unit_of_work() as unit:
+                add_missing_columns(unit.connection)
+            self.ledger.create_tables(TABLES)
+        except ledger_errors.LedgerError as e:
+            raise CreditError(f"cannot create the credit schema: {e.message}", reason="storage") from e
 
     def after_fork(self) -> None:
         """In a forked worker: never reuse the parent's pooled connections."""
-        self.ledger.store.engine.dispose(close=False)
+        self.ledger.after_fork()
 
     def commit(
         self, write: PendingWrite, *, extra: RowWriter | None = None, retryable: bool = False
@@ -152,22 +150,19 @@ class LedgerGateway:
             raise Conflict(f"the subject's data changed concurrently ({e}); retry", reason="busy") from e
 
     def _commit_once(self, write: PendingWrite, extra: RowWriter | None) -> list[Accepted]:
-        def store(conn: Connection, accepted: Sequence[Accepted]) -> None:
-            if any(a.duplicate for a in accepted):
-                raise StaleWrite("an event was stored concurrently")
-            _store_rows(conn, write, accepted)
-            if extra is not None:
-                extra(conn)
-
-        if not write.submissions:
-            if not write.empty or extra is not None:
-                with self.transaction() as conn:
-                    store(conn, [])
+        if not write.submissions and write.empty and extra is None:
             return []
         try:
-            return self.ledger.submit(SUBMITTER, write.submissions, on_stored=store)
-        except ledger_errors.Conflict as e:  # an idempotency key raced with a concurrent writer
+            with self.ledger.unit_of_work() as unit:
+                accepted = unit.submit(SUBMITTER, write.submissions) if write.submissions else []
+                if any(a.duplicate for a in accepted):
+                    raise StaleWrite("an event was stored concurrently")
+                _store_rows(unit.connection, write, accepted)
+                if extra is not None:
+                    extra(unit.connection)
+        except ledger_errors.WriteConflict as e:  # a key raced with a concurrent writer
             raise StaleWrite(e.message) from e
+        return accepted
 
 
 def _store_rows(conn: Connection, write: PendingWrite, accepted: Sequence[Accepted]) -> None:

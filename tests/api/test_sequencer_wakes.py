@@ -40,6 +40,7 @@ def running(ledger: Ledger, tmp_path: Path) -> Iterator[tuple[TestClient, dict[s
         keys[role] = new_api_key()
         ledger.register_client(f"{role.replace(':', '-')}-system", role, api_key_hash(keys[role]))
     with TestClient(create_app(settings, ledger=ledger)) as client:
+        client.app.state.credit.ensure_rulebook()  # type: ignore[attr-defined]  # an injected ledger is set up by its owner
         yield client, keys
 
 

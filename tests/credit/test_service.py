@@ -251,8 +251,8 @@ def test_reading_the_rulebook_in_force_never_activates_one(ledger: Ledger) -> No
     assert refused.value.reason == "no-rulebook"
     with ledger.store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(RULEBOOKS)).scalar_one() == 0
-    assert service.ensure_rulebook() == service.ensure_rulebook() == "2026.1"
-    assert [v.version for v in service.rulebook_versions()] == ["2026.1"]
+    assert service.ensure_rulebook() == service.ensure_rulebook() == "2026.2"
+    assert [v.version for v in service.rulebook_versions()] == ["2026.2"]
 
 
 def test_recompute_all_after_activating_a_rulebook(svc: Svc) -> None:
