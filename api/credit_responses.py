@@ -15,6 +15,7 @@ from typing import Annotated, Literal, NotRequired, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from credit.as_of import ScoreOnDate
 from credit.engine import EffectKind
 from credit.identifiers import SubjectKind
 from credit.models import CaseDetail, CaseKind, CaseState, ChangeCause, ExplainedScore
@@ -306,6 +307,48 @@ class MeasuresOut(_Out):
     red: bool
     black: list[str] = Field(description="the black lists the subject is on")
     measures: list[MeasureOut]
+
+
+class ScenarioMeasuresOut(_Out):
+    """The measures that applied in one scenario."""
+
+    scenario: str
+    measures: list[MeasureOut]
+
+
+class ScoreOnDateOut(_Out):
+    """A subject's credit on a past day, for checking a decision taken that day: recomputed from
+    the ledger's records under the rulebook in force that day, beside the change recorded then."""
+
+    subject_ref: SubjectRefHex
+    day: date
+    recomputed: ScoreOut = Field(
+        description="the engine over the records now on record, as of the day (late reports included)"
+    )
+    measures: list[ScenarioMeasuresOut] = Field(
+        description="every scenario's measures on the recomputed score"
+    )
+    recorded: HistoryEntryOut | None = Field(
+        description="the score change in force that day as recorded then; null before the first score"
+    )
+    agrees: bool | None = Field(
+        description="whether score, level and lists agree; false after a late report or a later "
+        "expiry not yet recorded; null without a recorded score"
+    )
+
+    @classmethod
+    def of(cls, subject_ref: bytes, on: ScoreOnDate, explained: ExplainedScore) -> ScoreOnDateOut:
+        """The public form of a score on a date (``explained``: its assessment with names)."""
+        return cls.model_validate(
+            {
+                "subject_ref": subject_ref,
+                "day": on.day,
+                "recomputed": ScoreOut.of(subject_ref.hex(), explained),
+                "measures": [{"scenario": s, "measures": list(m)} for s, m in on.measures],
+                "recorded": on.recorded,
+                "agrees": on.agrees,
+            }
+        )
 
 
 class PublishedSnapshotOut(_Out):

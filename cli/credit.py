@@ -12,7 +12,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from api.credit_responses import JobReportOut, PublishedSnapshotOut, RulebookVersionOut, ScoreOut
+from api.credit_responses import (
+    JobReportOut,
+    PublishedSnapshotOut,
+    RulebookVersionOut,
+    ScoreOnDateOut,
+    ScoreOut,
+)
 from credit.errors import CreditError
 from credit.rulebook import load_rulebook
 from credit.service import CreditService
@@ -116,15 +122,22 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    """A subject's current assessment (the read is logged for the subject)."""
+    """A subject's current assessment, or with ``--on`` its score on a past day recomputed beside the
+    score recorded then (the read is logged for the subject)."""
     service = _open(settings, rulebook=True)
     service.check_purpose(args.purpose, "operator", args.note)  # before anything is read
     ref = _ref(service, args.subject)
-    assessment = service.assess(ref)
+    if args.on is not None:
+        on = service.score_on(ref, args.on)
+        view = ScoreOnDateOut.of(ref, on, service.explain(on.assessment)).model_dump(mode="json")
+        what = "score-on-date"
+    else:
+        view = ScoreOut.of(ref.hex(), service.explain(service.assess(ref))).model_dump(mode="json")
+        what = "score"
     service.log_access(
-        ref, accessor=args.by, role="operator", purpose=args.purpose, what="score", note=args.note
+        ref, accessor=args.by, role="operator", purpose=args.purpose, what=what, note=args.note
     )
-    _emit(ScoreOut.of(ref.hex(), service.explain(assessment)).model_dump(mode="json"))
+    _emit(view)
     return 0
 
 
@@ -188,6 +201,12 @@ def add_credit_commands(
         "--purpose", required=True, help="why: a code of the purpose catalogue (shown to the subject)"
     )
     show.add_argument("--note", help="a short note on the purpose (shown to the subject)")
+    show.add_argument(
+        "--on",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="the score on this past day (recomputed, and as recorded then)",
+    )
 
     idp = sub.add_parser("dev-idp", help="local OpenID provider for development and tests only")
     idp.set_defaults(handler=bind(cmd_dev_idp))

@@ -22,6 +22,7 @@ from cli.verify import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_verify_
 from cli.witness import add_witness_commands
 from credit.errors import (
     CreditError,
+    InvalidDate,
     InvalidEvent,
     InvalidIdentifier,
     InvalidText,
@@ -415,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as e:
         print(f"error: {e.diagnostics()}", file=sys.stderr)
         return EXIT_ERROR
-    except (InvalidIdentifier, RulebookError, InvalidEvent, UnknownPurpose, InvalidText) as e:
+    except (InvalidIdentifier, InvalidDate, RulebookError, InvalidEvent, UnknownPurpose, InvalidText) as e:
         print(f"error: {e.message}", file=sys.stderr)
         return EXIT_USAGE
     except CreditError as e:

@@ -6,6 +6,7 @@ logged as an ``access`` record the subject can see (``GET /v1/credit/me/access-l
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -35,6 +36,7 @@ from api.credit_responses import (
     PublishedSnapshotOut,
     ReplayOut,
     RulebookVersionList,
+    ScoreOnDateOut,
     ScoreOut,
     SnapshotList,
     SnapshotProofOut,
@@ -184,6 +186,16 @@ def my_score(credit: CreditDep, citizen: CitizenDep) -> ScoreOut:
     return view
 
 
+@router.get("/me/on/{day}", summary="My score on a past day")
+def my_score_on(day: date, credit: CreditDep, citizen: CitizenDep) -> ScoreOnDateOut:
+    """Your score, level, lists and measures on ``day``: recomputed from the ledger under the
+    rulebook then in force, beside the score recorded then (free self-query)."""
+    on = credit.score_on(citizen.subject_ref, day, kind=citizen.kind)
+    view = ScoreOnDateOut.of(citizen.subject_ref, on, credit.explain(on.assessment))
+    _self_read(credit, citizen, "score-on-date")
+    return view
+
+
 @router.get("/me/history", summary="Every change of my score")
 def my_history(credit: CreditDep, citizen: CitizenDep) -> HistoryList:
     """Score changes with their causes, reasons and ledger records."""
@@ -319,6 +331,27 @@ def subject_data(
     )
     credit.log_access(
         ref, accessor=client.name, role=client.role.value, purpose=purpose, what="subject", note=note
+    )
+    return view
+
+
+@router.get("/subjects/{subject_ref}/on/{day}", summary="A subject's score on a past day (auditors)")
+def subject_score_on(
+    subject_ref: Annotated[str, Path(max_length=64)],
+    day: date,
+    credit: CreditDep,
+    client: AuditorDep,
+    purpose: PurposeQuery,
+    note: NoteQuery = None,
+) -> ScoreOnDateOut:
+    """What a subject's score, level, lists and measures were on ``day`` (e.g. to check a refusal
+    taken that day): recomputed and as recorded then; the read is logged for the subject."""
+    credit.check_purpose(purpose, client.role.value, note)
+    ref = _ref(subject_ref)
+    on = credit.score_on(ref, day)
+    view = ScoreOnDateOut.of(ref, on, credit.explain(on.assessment))
+    credit.log_access(
+        ref, accessor=client.name, role=client.role.value, purpose=purpose, what="score-on-date", note=note
     )
     return view
 

@@ -935,6 +935,39 @@ def test_access_log_and_each_token_sees_only_its_own_data(env: Env) -> None:
 # --- 7. replay ----------------------------------------------------------------------------------
 
 
+def test_score_on_a_past_day_for_the_subject_and_an_auditor(env: Env) -> None:
+    env.submit("court", env.ev("contract_default", P1, "c-1"))
+    env.travel(START + timedelta(days=30))
+    day = START + timedelta(days=10)
+    env.submit("utilities", env.ev("late_utility_fees", P1, "u-1", occurred=day))  # reported late
+
+    mine = env.get_me(P1, f"/on/{day.isoformat()}")
+    assert (mine["day"], mine["subject_ref"]) == (day.isoformat(), env.ref(P1).hex())
+    assert (mine["recomputed"]["score"], mine["recomputed"]["as_of"]) == (660, day.isoformat())
+    assert mine["recomputed"]["rulebook_version"] == "2026.2"
+    assert {r["code"] for r in mine["recomputed"]["reasons"]} == {"contract_default", "late_utility_fees"}
+    assert mine["recorded"]["after"]["score"] == 680 and mine["recorded"]["as_of"] == START.isoformat()
+    assert mine["agrees"] is False
+    scenarios = [m["scenario"] for m in mine["measures"]]
+    assert "procurement" in scenarios and len(scenarios) == len(set(scenarios))
+
+    url = f"/v1/credit/subjects/{env.ref(P1).hex()}/on/{day.isoformat()}"
+    audited = env.client.get(url, params={"purpose": "credit_audit"}, headers=env.auth("auditor"))
+    assert audited.status_code == 200, audited.text
+    assert audited.json() == mine
+    what = [e["what"] for e in env.get_me(P1, "/access-log")["data"]]
+    assert what.count("score-on-date") == 2
+
+    tomorrow = (env.today + timedelta(days=1)).isoformat()
+    assert_problem(env.client.get(f"/v1/credit/me/on/{tomorrow}", headers=env.me(P1)), 400, "invalid-date")
+    assert_problem(env.client.get("/v1/credit/me/on/2026-13-01", headers=env.me(P1)), 422, "validation-error")
+    assert_problem(env.client.get(url, headers=env.auth("auditor")), 422, "validation-error")  # no purpose
+    before = START - timedelta(days=1)
+    assert_problem(
+        env.client.get(f"/v1/credit/me/on/{before.isoformat()}", headers=env.me(P1)), 404, "no-rulebook-then"
+    )
+
+
 def test_replay_is_clean_until_a_score_is_edited_in_the_database(env: Env) -> None:
     a, _ = env.submit("court", env.ev("contract_default", P1, "c-1"), env.ev("sued_in_breach", P2, "c-2"))
     case = _file_objection(env, P1, a["event_id"])
@@ -1346,6 +1379,32 @@ def test_cli_show_takes_a_catalogue_purpose(
         )
         == 0
     )
+    assert _count(service, "credit_access") == 1
+
+
+def test_cli_show_on_a_past_day(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "var"
+    where = ["--data-dir", str(data_dir), "--database-url", database_url]
+    assert main(["init", *where]) == 0  # puts the shipped rulebook in force today (the real clock)
+    today = date.today()
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    service = open_credit(open_ledger(settings), settings, today=lambda: today)
+    event = {"type": "contract_default", "subject": P1, "occurred_on": today.isoformat(), "source_ref": "c-1"}
+    service.submit_events(Source("city-court", "court"), [event])
+    capsys.readouterr()
+    on = ["credit", "show", P1, "--by", "ops", "--purpose", "objection_review", "--on"]
+    assert main([*on, today.isoformat(), *where]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["day"], shown["recomputed"]["score"], shown["recorded"]["after"]["score"]) == (
+        today.isoformat(),
+        680,
+        680,
+    )
+    assert shown["agrees"] is True and _count(service, "credit_access") == 1
+    assert main([*on, (today + timedelta(days=1)).isoformat(), *where]) == 2  # a day still to come
+    assert main([*on, (today - timedelta(days=1)).isoformat(), *where]) == 3  # no rulebook in force yet
     assert _count(service, "credit_access") == 1
 
 
