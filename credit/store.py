@@ -1,9 +1,10 @@
 """The credit tables (SQLModel), in the ledger's database.
 
 Each table mirrors ledger records: a row is written in the same transaction as the record it
-refers to (``Ledger.submit(..., on_stored=...)``), so a row never exists without its record and
-a record never without its row. Raw identifiers and names exist only here, SM4-sealed under a
-per-subject key (crypto-shredding deletes the key). Nothing is ever deleted except those keys.
+refers to (one ``Ledger.unit_of_work``, :mod:`credit.unit_of_work`), so a row never exists
+without its record and a record never without its row. Raw identifiers and names exist only
+here, SM4-sealed under a per-subject key (crypto-shredding deletes the key). Nothing is ever
+deleted except those keys.
 """
 
 from __future__ import annotations

@@ -267,28 +267,16 @@ class Ledger:
 
     # --- intake -------------------------------------------------------------------------------
 
-    def submit(
-        self,
-        submitter: str,
-        submissions: Sequence[Submission],
-        *,
-        on_stored: Callable[[Connection, Sequence[Accepted]], None] | None = None,
-    ) -> list[Accepted]:
+    def submit(self, submitter: str, submissions: Sequence[Submission]) -> list[Accepted]:
         """Accept records atomically (all or none) and return their ids at once: a unit of work
         with one :meth:`UnitOfWork.submit` (see there), retried when an idempotency key raced.
-
-        ``on_stored(conn, accepted)`` runs inside the same transaction once the records are in.
-        Deprecated, to be removed once the credit engine writes through :meth:`unit_of_work`
-        (which replaces it): do not use it in new code.
-        """
+        To store rows of your own with the records, use :meth:`unit_of_work`."""
         if not submissions:
             return []
         for attempt in range(_SUBMIT_ATTEMPTS):
             try:
                 with self.unit_of_work() as unit:
                     accepted = unit.submit(submitter, submissions)
-                    if on_stored is not None:
-                        on_stored(unit.connection, accepted)
                 return accepted
             except WriteConflict:
                 if attempt == _SUBMIT_ATTEMPTS - 1:

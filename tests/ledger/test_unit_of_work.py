@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
@@ -137,22 +137,6 @@ def test_a_unit_without_records_stores_the_callers_rows(ledger: Ledger, notes: T
         unit.connection.execute(NOTES.insert().values(record_id="none", text="rows only"))
         assert unit.submit("pkg", []) == []
     assert note_count(ledger) == 1 and ledger.pending_count() == 0 and heard == []
-
-
-def test_submit_with_on_stored_is_a_one_call_unit(ledger: Ledger, notes: Table) -> None:
-    """The deprecated ``on_stored`` hook still writes in the records' transaction."""
-    accepted = ledger.submit(
-        "pkg", [submission(1)], on_stored=lambda conn, acc: write_note(conn, acc[0], "hooked")
-    )
-    assert note_count(ledger) == 1 and ledger.pending_count() == 1
-
-    def fail(_conn: Connection, _accepted: Sequence[Accepted]) -> None:
-        raise RuntimeError("hook failed")
-
-    with pytest.raises(RuntimeError):
-        ledger.submit("pkg", [submission(2)], on_stored=fail)
-    assert ledger.pending_count() == 1
-    assert ledger.record(accepted[0].id).leaf.content_hash == (1).to_bytes(32, "big")
 
 
 def test_a_failing_listener_does_not_fail_the_committed_write(ledger: Ledger) -> None:
