@@ -27,11 +27,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from _common import log, normalise_pg_url, pg_scratch_database
-from _credit_district import TODAY, District, DistrictEvent
+from _credit_district import BLOCK_SUBJECTS, TODAY, District, DistrictEvent
+from _resources import run_forked
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -186,6 +188,7 @@ def deployment(
             master_key = os.urandom(16)
             service = CreditService(ledger, master_key=master_key, today=lambda: TODAY)
             service.create_schema()
+            service.ensure_rulebook()  # as `trustledger init` does: the shipped default, recorded
             db = create_engine(url)
             dep = Deployment(database, service, ledger, url, tmp, master_key, db)
             try:
@@ -219,13 +222,24 @@ def _database_url(database: str, pg_url: str, keep: bool, tmp: Path) -> Iterator
     yield server.set(database=name).render_as_string(hide_password=False)
 
 
-def compute_refs(district: District, ledger: Ledger) -> float:
-    """The keyed subject references (HMAC-SM3), as the service computes them; seconds taken."""
+def compute_refs(district: District, ledger: Ledger, workers: int = 2) -> float:
+    """The keyed subject references (HMAC-SM3), as the service computes them, in ``workers``
+    forked processes for large districts; seconds taken."""
     start = time.perf_counter()
-    refs = bytearray()
-    for i in range(district.subjects):
-        refs += ledger.subject_ref(district.identifier(i), family=SubjectFamily.CREDIT)
-    district.refs = refs
+
+    def refs_of(lo: int, hi: int) -> bytes:
+        out = bytearray()
+        for i in range(lo, hi):
+            out += ledger.subject_ref(district.identifier(i), family=SubjectFamily.CREDIT)
+        return bytes(out)
+
+    n = district.subjects
+    if n < 200_000 or workers <= 1:
+        district.refs = bytearray(refs_of(0, n))
+    else:
+        cuts = [n * k // workers for k in range(workers + 1)]
+        parts = run_forked([partial(refs_of, cuts[k], cuts[k + 1]) for k in range(workers)])
+        district.refs = bytearray(b"".join(parts))
     return time.perf_counter() - start
 
 
@@ -260,25 +274,30 @@ class LoadFigures:
     sealed_real: int = 0
     seal_s: float = 0.0
     subjects_s: float = 0.0  # inserting the subjects, sealing excluded
+    events_s: float = 0.0  # the events, wall time (the three below are summed over the loaders)
+    load_workers: int = 1
     gen_s: float = 0.0  # generating and shuffling the events
     records_s: float = 0.0  # building and submitting the events' ledger records
     records: int = 0
     insert_s: float = 0.0  # inserting the event rows
     index_s: float = 0.0  # rebuilding keys and indexes (and VACUUM ANALYZE on PostgreSQL)
-    block_rates: list[float] = field(default_factory=list)  # events/s of each block, start to end
+    block_finish: list[tuple[float, int]] = field(default_factory=list)  # (s since start, events)
 
     @property
     def total_s(self) -> float:
-        """The whole load, references and sealing included."""
-        return (
-            self.refs_s
-            + self.seal_s
-            + self.subjects_s
-            + self.gen_s
-            + self.records_s
-            + self.insert_s
-            + self.index_s
-        )
+        """The whole load, wall time, references and sealing included."""
+        return self.refs_s + self.seal_s + self.subjects_s + self.events_s + self.index_s
+
+    def decile_rates(self) -> tuple[float, float]:
+        """Events/s over the first and over the last tenth of the blocks (the load's slowdown)."""
+        done = self.block_finish
+        if not done:
+            return float("nan"), float("nan")
+        tenth = max(1, len(done) // 10)
+        first = sum(n for _t, n in done[:tenth]) / done[tenth - 1][0]
+        before = done[-tenth - 1][0] if len(done) > tenth else 0.0
+        last = sum(n for _t, n in done[-tenth:]) / max(1e-9, done[-1][0] - before)
+        return first, last
 
 
 class _TableWriter(Protocol):
@@ -413,15 +432,23 @@ def _subject_rows(
 
 
 def bulk_load(
-    dep: Deployment, district: District, *, mode: str, seal_budget: float, recorded: set[int]
+    dep: Deployment,
+    district: District,
+    *,
+    mode: str,
+    seal_budget: float,
+    recorded: set[int],
+    workers: int = 1,
 ) -> LoadFigures:
-    """Load the district; ``recorded`` subjects get real event records even in ``rows`` mode."""
+    """Load the district; ``recorded`` subjects get real event records even in ``rows`` mode.
+
+    The events are loaded by ``workers`` forked processes at once (PostgreSQL only: SQLite has one
+    writer), each with its own connections, each taking every ``workers``-th block.
+    """
     fig = LoadFigures(mode=mode)
     check_columns(dep)
     dep.close_service_pools()
-    writer: _TableWriter = (
-        _SqliteWriter(dep.sqlite_path) if dep.database == "sqlite" else _PostgresWriter(dep.url)
-    )
+    writer = _writer(dep)
     try:
         writer.prepare()
         log(f"{dep.database}: loading {district.subjects:,} subjects (sealed with credit.vault)")
@@ -429,7 +456,31 @@ def bulk_load(
         writer.subjects(_subject_rows(district, dep.master_key, fig, seal_budget))
         fig.subjects_s = time.perf_counter() - t0 - fig.seal_s
         log(f"{dep.database}: {fig.sealed_real:,} subjects sealed for real, {fig.seal_us:,.0f} us each")
-        _load_events(dep, district, writer, fig, recorded)
+        blocks = event_blocks(district)
+        workers = 1 if dep.database == "sqlite" else max(1, min(workers, len(blocks)))
+        log(
+            f"{dep.database}: loading {district.events:,} events in {len(blocks):,} blocks, "
+            f"{workers} process(es)"
+        )
+        t0 = time.perf_counter()
+        if workers == 1:
+            parts = [_load_share(dep, district, writer, mode, recorded, blocks, 0, 1, t0)]
+        else:
+            parts = run_forked(
+                [
+                    partial(_load_share_forked, dep, district, mode, recorded, blocks, w, workers, t0)
+                    for w in range(workers)
+                ]
+            )
+        fig.events_s = time.perf_counter() - t0
+        for part in parts:
+            fig.gen_s += part.gen_s
+            fig.records_s += part.records_s
+            fig.insert_s += part.insert_s
+            fig.records += part.records
+            fig.block_finish.extend(part.block_finish)
+        fig.block_finish.sort()
+        fig.load_workers = workers
         log(f"{dep.database}: rebuilding keys and indexes")
         t0 = time.perf_counter()
         writer.finish()
@@ -439,42 +490,88 @@ def bulk_load(
     return fig
 
 
-def _load_events(
-    dep: Deployment, district: District, writer: _TableWriter, fig: LoadFigures, recorded: set[int]
-) -> None:
-    """Events in blocks: generate and shuffle, record (ledger mode), insert the rows."""
-    rng = random.Random(district.seed + 99)
+def _writer(dep: Deployment) -> _TableWriter:
+    return _SqliteWriter(dep.sqlite_path) if dep.database == "sqlite" else _PostgresWriter(dep.url)
+
+
+def event_blocks(district: District) -> list[tuple[int, int]]:
+    """Subject ranges of about ``BLOCK_EVENTS`` events, cut where the district's generators start."""
+    blocks = []
+    start = events = 0
+    for i, count in enumerate(district.counts):
+        events += count
+        end = i + 1
+        if (events >= BLOCK_EVENTS and end % BLOCK_SUBJECTS == 0) or end == district.subjects:
+            blocks.append((start, end))
+            start, events = end, 0
+    return blocks
+
+
+def _load_share_forked(
+    dep: Deployment,
+    district: District,
+    mode: str,
+    recorded: set[int],
+    blocks: Sequence[tuple[int, int]],
+    worker: int,
+    workers: int,
+    started: float,
+) -> LoadFigures:
+    """In a forked child: forget the parent's pooled connections, then load a share of the blocks."""
+    after_fork = getattr(dep.ledger, "after_fork", None)
+    if after_fork is not None:
+        after_fork()
+    else:
+        dep.ledger.store.engine.dispose(close=False)
+    dep.db.dispose(close=False)
+    writer = _writer(dep)
+    try:
+        return _load_share(dep, district, writer, mode, recorded, blocks, worker, workers, started)
+    finally:
+        writer.close()
+
+
+def _load_share(
+    dep: Deployment,
+    district: District,
+    writer: _TableWriter,
+    mode: str,
+    recorded: set[int],
+    blocks: Sequence[tuple[int, int]],
+    worker: int,
+    workers: int,
+    started: float,
+) -> LoadFigures:
+    """Blocks ``worker``, ``worker + workers``, ...: generate and shuffle, record, insert the rows."""
+    fig = LoadFigures(mode=mode)
     now_us = time.time_ns() // 1000
     fake = 0
+    mine = blocks[worker::workers]
     done = 0
-    every = max(1, district.events // 10)
-    next_log = every
-    block: list[tuple[int, DistrictEvent]] = []
-    t0 = time.perf_counter()
-    for i, events in district.iter_events():
-        block.extend((i, ev) for ev in events)
-        if len(block) < BLOCK_EVENTS and i + 1 < district.subjects:
-            continue
+    every = max(1, len(mine) // 10)
+    for number, (start, stop) in enumerate(mine):
+        t0 = time.perf_counter()
+        block = [(i, ev) for i, events in district.iter_events(start, stop) for ev in events]
         # Shuffled within the block, so a subject's events are spread over the table (and the
         # ledger) as after years of intake.
-        rng.shuffle(block)
-        started = t0
-        fig.gen_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
+        random.Random(district.seed * 7 + start).shuffle(block)
+        t1 = time.perf_counter()
+        fig.gen_s += t1 - t0
         record_of = (
-            _record_block(dep, district, block, recorded, fig) if (fig.mode == "ledger" or recorded) else {}
+            _record_block(dep, district, block, recorded, fig) if (mode == "ledger" or recorded) else {}
         )
-        fig.records_s += time.perf_counter() - t0
+        t2 = time.perf_counter()
+        fig.records_s += t2 - t1
         rows = []
-        for n, (i2, ev) in enumerate(block):
+        for n, (i, ev) in enumerate(block):
             record_id = record_of.get(n)
             if record_id is None:
-                record_id = f"bulk-{fake:041x}"
+                record_id = f"bulk-{worker:02x}{fake:039x}"
                 fake += 1
             rows.append(
                 (
                     ev.id,
-                    district.ref(i2),
+                    district.ref(i),
                     ev.type,
                     ev.occurred_on,
                     ev.ended_on,
@@ -486,19 +583,17 @@ def _load_events(
                     now_us,
                 )
             )
-        t0 = time.perf_counter()
         writer.events(rows)
-        fig.insert_s += time.perf_counter() - t0
+        finished = time.perf_counter()
+        fig.insert_s += finished - t2
+        fig.block_finish.append((finished - started, len(block)))
         done += len(block)
-        fig.block_rates.append(len(block) / (time.perf_counter() - started))
-        if done >= next_log or done == district.events:
+        if (number + 1) % every == 0 or number + 1 == len(mine):
             log(
-                f"{dep.database}:   {done:,} events loaded "
-                f"({fig.block_rates[-1]:,.0f} events/s in the last block)"
+                f"{dep.database}:   loader {worker + 1}/{workers}: {done:,} events "
+                f"({len(block) / (finished - t0):,.0f} events/s in the last block)"
             )
-            next_log += every
-        block = []
-        t0 = time.perf_counter()
+    return fig
 
 
 def _record_block(

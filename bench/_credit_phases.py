@@ -16,9 +16,10 @@ import multiprocessing
 import pstats
 import random
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,16 +51,35 @@ def _own_cpu() -> float:
 
 
 @contextmanager
-def measured_cpu(dep: Deployment) -> Iterator[Cpu]:
-    """CPU of the code inside: this process and its reaped children, and the database's backends."""
+def measured_cpu(dep: Deployment, poll_s: float = 0.5) -> Iterator[Cpu]:
+    """CPU of the code inside: this process and its reaped children, and the database's backends.
+
+    Backends come and go (each forked worker opens its own), so they are polled while the code
+    runs; a backend's CPU after its last poll is missed (at most ``poll_s`` of it).
+    """
     cpu = Cpu()
     before_server = process_cpu_seconds(dep.backend_pids())
-    before = _own_cpu()
-    yield cpu
-    cpu.bench_s = _own_cpu() - before
+    last_seen = dict(before_server)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(poll_s):
+            with suppress(Exception):
+                last_seen.update(process_cpu_seconds(dep.backend_pids()))
+
+    poller = threading.Thread(target=poll, name="backend-cpu", daemon=True)
     if dep.database == "postgres":
-        after = process_cpu_seconds(dep.backend_pids())
-        cpu.server_s = sum(v - before_server.get(pid, 0.0) for pid, v in after.items())
+        poller.start()
+    before = _own_cpu()
+    try:
+        yield cpu
+    finally:
+        cpu.bench_s = _own_cpu() - before
+        if dep.database == "postgres":
+            stop.set()
+            poller.join(timeout=5)
+            last_seen.update(process_cpu_seconds(dep.backend_pids()))
+            cpu.server_s = sum(v - before_server.get(pid, 0.0) for pid, v in last_seen.items())
 
 
 # --- the engine alone and the scan floor -------------------------------------------------------------

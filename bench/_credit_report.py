@@ -111,12 +111,8 @@ def _stats_ms(s: Stats | None) -> str:
 
 def _block_rates(r: RunResult) -> str:
     """How the load slowed down as the tables grew."""
-    rates = r.load.block_rates
-    if not rates:
-        return "n/a"
-    tenth = max(1, len(rates) // 10)
-    first, last = sum(rates[:tenth]) / tenth, sum(rates[-tenth:]) / tenth
-    return f"{first:,.0f} / {last:,.0f}"
+    first, last = r.load.decile_rates()
+    return "n/a" if math.isnan(first) else f"{first:,.0f} / {last:,.0f}"
 
 
 def print_size_report(results: Sequence[RunResult], batch: int) -> None:
@@ -141,16 +137,18 @@ def print_size_report(results: Sequence[RunResult], batch: int) -> None:
         each(lambda r: f"{r.load.refs_s:,.1f} / {r.load.seal_s:,.1f} s"),
     )
     row("  seal one subject, real", each(lambda r: f"{r.load.seal_us:,.0f} us x {r.load.sealed_real:,}"))
+    row("  insert subjects", each(lambda r: f"{r.load.subjects_s:,.1f} s"))
     row(
-        "  insert subjects / generate events",
-        each(lambda r: f"{r.load.subjects_s:,.1f} / {r.load.gen_s:,.1f} s"),
+        "  events, wall time (loader processes)",
+        each(lambda r: f"{r.load.events_s:,.1f} s ({r.load.load_workers})"),
     )
+    row("    generate events (summed over loaders)", each(lambda r: f"{r.load.gen_s:,.1f} s"))
     row(
-        "  event records via Ledger.submit",
+        "    event records via Ledger.submit (summed)",
         each(lambda r: f"{r.load.records_s:,.1f} s ({fmt_rate(rate(r.load.records, r.load.records_s))})"),
     )
     row(
-        "  insert event rows / rebuild indexes",
+        "    insert event rows (summed) / rebuild indexes",
         each(lambda r: f"{r.load.insert_s:,.1f} / {r.load.index_s:,.1f} s"),
     )
     row("  load events/s: first / last 10% of blocks", each(_block_rates))
@@ -313,6 +311,11 @@ class Figure:
     value: Callable[[RunResult], float]
     fmt: Callable[[float], str]
     is_rate: bool = False
+    intensive: bool = False  # per item or per call, not a total (see fit_and_project)
+
+
+def _ms(v: float) -> str:
+    return f"{ms(v)} ms"
 
 
 def _secs(v: float) -> str:
@@ -328,13 +331,20 @@ GROWTH_FIGURES = (
         "incremental intake",
         lambda r: rate(r.intake.events, r.intake.seconds),
         lambda v: fmt_rate(v, "ev/s"),
-        True,
+        is_rate=True,
+        intensive=True,
     ),
-    Figure("baseline Ledger.submit", lambda r: rate(r.baseline.records, r.baseline.seconds), fmt_rate, True),
-    Figure("page p50", lambda r: r.page.page.p50 if r.page.page else math.nan, lambda v: f"{ms(v)} ms"),
-    Figure("page p99", lambda r: r.page.page.p99 if r.page.page else math.nan, lambda v: f"{ms(v)} ms"),
-    Figure("disk per subject", lambda r: r.disk.per_subject, lambda v: f"{v:,.0f} B"),
-    Figure("disk per event", lambda r: r.disk.per_event, lambda v: f"{v:,.0f} B"),
+    Figure(
+        "baseline Ledger.submit",
+        lambda r: rate(r.baseline.records, r.baseline.seconds),
+        fmt_rate,
+        is_rate=True,
+        intensive=True,
+    ),
+    Figure("page p50", lambda r: r.page.page.p50 if r.page.page else math.nan, _ms, intensive=True),
+    Figure("page p99", lambda r: r.page.page.p99 if r.page.page else math.nan, _ms, intensive=True),
+    Figure("disk per subject", lambda r: r.disk.per_subject, lambda v: f"{v:,.0f} B", intensive=True),
+    Figure("disk per event", lambda r: r.disk.per_event, lambda v: f"{v:,.0f} B", intensive=True),
     Figure("database size", lambda r: r.disk.database_bytes / 2**30, lambda v: f"{v:,.2f} GiB"),
     Figure("peak memory, tree PSS", lambda r: r.peak("tree_pss_mib"), lambda v: f"{v:,.0f} MiB"),
     Figure("peak memory, tree RSS", lambda r: r.peak("tree_rss_mib"), lambda v: f"{v:,.0f} MiB"),
@@ -360,38 +370,53 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
     return x
 
 
-def fit_and_project(points: Sequence[tuple[int, int, float]], target: tuple[int, int]) -> tuple[float, str]:
+def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
+    """Least-squares intercept and slope, or None when every x is the same."""
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx <= 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    return my - slope * mx, slope
+
+
+def fit_and_project(
+    points: Sequence[tuple[int, int, float]], target: tuple[int, int], *, intensive: bool = False
+) -> tuple[float, str]:
     """Least squares through (subjects, events, y) and the value at ``target``, with the model used.
 
-    Three or more sizes with different subject/event ratios: y = a + b*subjects + c*events. Sizes on
-    one ratio: y = a + b*events (the projection then assumes the target's ratio is that ratio too,
-    and says so when it is not). One size: proportional to events.
+    Totals (seconds, bytes, MiB): with three or more sizes at different subject/event ratios,
+    y = a + b*S + c*E; sizes on one ratio, y = a + b*E (the projection then assumes the target has
+    that ratio, and says so when it has not); one size, proportional to E. Intensive figures (rates,
+    latencies, bytes per item) grow with the depth of indexes and the share of the data that no
+    longer fits in memory, not with the data itself: y = a + b*ln(E), or the largest size's value.
     """
     pts = [(s / 1e6, e / 1e6, y) for s, e, y in points if not (math.isnan(y) or math.isinf(y))]
     ts, te = target[0] / 1e6, target[1] / 1e6
     if not pts:
         return math.nan, "no data"
+    far = te / max(e for _s, e, _y in pts)
+    suffix = f" (far: x{far:,.0f} the largest size)" if far > 4 else ""
     ratios = [e / s for s, e, _y in pts]
+    if abs((te / ts) / (sum(ratios) / len(ratios)) - 1) > 0.05 and max(ratios) / min(ratios) <= 1.05:
+        suffix += " (sizes at another ratio than the target)"
+    if intensive:
+        fitted = _line([math.log(e) for _s, e, _y in pts], [y for _s, _e, y in pts])
+        if fitted is None:
+            return pts[-1][2], "as at the largest size" + suffix
+        return fitted[0] + fitted[1] * math.log(te), "a + b*ln E" + suffix
     if len(pts) >= 3 and max(ratios) / min(ratios) > 1.05:
         rows = [[1.0, s, e] for s, e, _y in pts]
         ata = [[sum(r[i] * r[j] for r in rows) for j in range(3)] for i in range(3)]
         aty = [sum(r[i] * y for r, (_s, _e, y) in zip(rows, pts, strict=True)) for i in range(3)]
         coef = _solve(ata, aty)
         if coef is not None:
-            return coef[0] + coef[1] * ts + coef[2] * te, "a + b*S + c*E"
-    if len(pts) >= 2:
-        xs = [e for _s, e, _y in pts]
-        ys = [y for _s, _e, y in pts]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        sxx = sum((x - mx) ** 2 for x in xs)
-        if sxx > 0:
-            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-            model = "a + b*E"
-            if abs((te / ts) / (sum(ratios) / len(ratios)) - 1) > 0.05:
-                model += " (sizes at another ratio than the target)"
-            return my + slope * (te - mx), model
+            return coef[0] + coef[1] * ts + coef[2] * te, "a + b*S + c*E" + suffix
+    fitted = _line([e for _s, e, _y in pts], [y for _s, _e, y in pts])
+    if fitted is not None:
+        return fitted[0] + fitted[1] * te, "a + b*E" + suffix
     s, e, y = pts[-1]
-    return y * te / e, "proportional to E"
+    return y * te / e, "proportional to E" + suffix
 
 
 def growth_exponent(points: Sequence[tuple[int, int, float]]) -> float:
@@ -416,7 +441,7 @@ def growth(results: Sequence[RunResult], target: tuple[int, int]) -> dict[str, d
             measured = next(
                 (v for r, v in zip(runs, values, strict=True) if (r.subjects, r.events) == target), None
             )
-            projected, model = fit_and_project(points, target)
+            projected, model = fit_and_project(points, target, intensive=fig.intensive)
             if fig.is_rate:
                 projected = 1 / projected if projected > 0 else math.nan
             figures[fig.label] = {

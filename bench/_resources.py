@@ -10,16 +10,21 @@ occupies. Both are reported, with the kernel's own peaks (``getrusage``) beside 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import resource
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from _common import log
+
+T = TypeVar("T")
 
 MIB = 2**20
 GIB = 2**30
@@ -160,10 +165,14 @@ class MemorySampler:
             now = time.perf_counter()
             if now - last_beat >= self.heartbeat:
                 last_beat = now
-                log(
-                    f"  ... {current.phase}: {now - started:,.0f} s so far; tree RSS peak "
-                    f"{current.tree_rss_mib:,.0f} MiB over {current.processes} process(es)"
+                # os.write, not print: a fork while this thread held stderr's lock would leave the
+                # child's own progress lines blocked on it for ever.
+                line = (
+                    f"[{time.strftime('%H:%M:%S')}]   ... {current.phase}: {now - started:,.0f} s so far; "
+                    f"tree RSS peak {current.tree_rss_mib:,.0f} MiB over {current.processes} process(es)\n"
                 )
+                with suppress(OSError):
+                    os.write(2, line.encode())
 
 
 def kernel_peaks_mib() -> tuple[float, float]:
@@ -183,6 +192,47 @@ def available_memory_mib() -> float:
     except (OSError, ValueError, IndexError):
         pass
     return math.nan
+
+
+def run_forked(jobs: Sequence[Callable[[], T]]) -> list[T]:
+    """Run each job in a forked child process at once; their results, in order.
+
+    A child inherits the parent's memory (nothing is pickled on the way in); its result comes back
+    pickled through a pipe. A child's exception is raised in the parent as a RuntimeError with the
+    child's traceback. Jobs that use inherited database pools must drop them first.
+    """
+    context = multiprocessing.get_context("fork")
+    children = []
+    for job in jobs:
+        receiver, sender = context.Pipe(duplex=False)
+
+        def target(job: Callable[[], T] = job, sender: Any = sender) -> None:
+            try:
+                sender.send(("ok", job()))
+            except BaseException:  # noqa: BLE001 - everything goes back to the parent
+                sender.send(("error", traceback.format_exc()))
+            finally:
+                sender.close()
+
+        process = context.Process(target=target, daemon=True)
+        process.start()
+        sender.close()
+        children.append((process, receiver))
+    results: list[T] = []
+    failures = []
+    for process, receiver in children:
+        try:
+            status, value = receiver.recv()
+        except EOFError:
+            status, value = "error", f"child {process.pid} died without an answer"
+        process.join()
+        if status == "ok":
+            results.append(value)
+        else:
+            failures.append(str(value))
+    if failures:
+        raise RuntimeError("a forked job failed:\n" + "\n".join(failures))
+    return results
 
 
 # --- disk ---------------------------------------------------------------------------------------------

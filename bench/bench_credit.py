@@ -254,6 +254,7 @@ def run_database(
                 district,
                 mode=args.load,
                 seal_budget=args.seal_budget,
+                workers=args.load_workers,
                 recorded=set(sample) if args.load == "rows" else set(),
             )
         r.load.refs_s = refs_s[0] if refs_s else 0.0
@@ -374,6 +375,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--load", choices=("ledger", "rows"), default="ledger", help="events with or without ledger records"
     )
+    p.add_argument("--load-workers", type=int, default=2, help="processes loading events (PostgreSQL)")
     p.add_argument("--incremental-events", type=parse_count, default=20_000)
     p.add_argument("--batch", type=int, default=500, help="events per submit_events call")
     p.add_argument("--page-sample", type=int, default=1_000, help="random subjects whose page is timed")
