@@ -404,7 +404,10 @@ def fit_and_project(
         fitted = _line([math.log(e) for _s, e, _y in pts], [y for _s, _e, y in pts])
         if fitted is None:
             return pts[-1][2], "as at the largest size" + suffix
-        return fitted[0] + fitted[1] * math.log(te), "a + b*ln E" + suffix
+        value = fitted[0] + fitted[1] * math.log(te)
+        if value < 0:  # a falling fit through noisy points: no negative latencies or sizes
+            return 0.0, "a + b*ln E, clamped at 0" + suffix
+        return value, "a + b*ln E" + suffix
     if len(pts) >= 3 and max(ratios) / min(ratios) > 1.05:
         rows = [[1.0, s, e] for s, e, _y in pts]
         ata = [[sum(r[i] * r[j] for r in rows) for j in range(3)] for i in range(3)]
