@@ -89,16 +89,16 @@ from credit.identifiers import parse_identifier
 from credit.rulebook import default_rulebook
 from ledger.log import SubjectFamily
 
-# Disk a run needs, bytes per subject and per event with everything a run writes (first scores and
-# their change records, event records in ledger mode, indexes), measured on this machine's smoke
-# runs (see bench/README.md) with a margin of about 25%, plus room for PostgreSQL's WAL and the
-# index rebuilds' sort files.
-DISK_PER_SUBJECT = {"postgres": 3_400, "sqlite": 2_900}
+# Disk a run needs, bytes per subject and per event with everything a run writes (subject rows, first
+# scores and their change rows and records, event rows, event records with --load ledger, indexes),
+# measured by this bench at 20,000 / 200,000 and 86,000 / 200,000 (README), plus 25%, plus room for
+# PostgreSQL's WAL and the index rebuilds' sort files.
+DISK_PER_SUBJECT = {"postgres": 3_000, "sqlite": 2_700}
 DISK_PER_EVENT = {
-    ("postgres", "ledger"): 1_500,
+    ("postgres", "ledger"): 1_530,
     ("postgres", "rows"): 420,
-    ("sqlite", "ledger"): 1_250,
-    ("sqlite", "rows"): 330,
+    ("sqlite", "ledger"): 1_420,
+    ("sqlite", "rows"): 390,
 }
 DISK_FIXED = 2 * GIB  # WAL (max_wal_size), sort files of the index rebuild beyond the per-event share
 DISK_HEADROOM = 0.95  # refuse above this share of the free space
