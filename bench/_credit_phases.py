@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _common import Stats, log, rate
+from _credit_deploy import Deployment, document_submission, submit_records
 from _credit_district import TODAY, District, IntakeBatch
-from _credit_load import Deployment, document_submission, submit_records
 from _resources import process_cpu_seconds
 from sqlalchemy import text
 

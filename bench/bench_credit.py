@@ -41,14 +41,16 @@ import secrets
 import signal
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import DEFAULT_PG_URL, code_version, log, normalise_pg_url, pg_server_info, print_table
+from _common import DEFAULT_PG_URL, code_version, log, pg_server_info, print_table
+from _credit_deploy import Deployment, compute_refs, deployment
+from _credit_disk import check_disk, measure_disk
 from _credit_district import TODAY, District, incremental_batches, mix_summary
-from _credit_load import Deployment, bulk_load, compute_refs, deployment, measure_disk
+from _credit_growth import growth, print_growth
+from _credit_load import bulk_load
 from _credit_phases import (
     change_floor,
     engine_baseline,
@@ -65,43 +67,21 @@ from _credit_report import (
     TARGET_EVENTS,
     TARGET_SUBJECTS,
     RunResult,
-    growth,
-    print_growth,
     print_phase_tables,
     print_size_report,
     write_json,
 )
 from _profiles import print_profile
 from _resources import (
-    GIB,
     MemorySampler,
     available_memory_mib,
-    free_bytes,
-    gib,
     kernel_peaks_mib,
     load_average,
-    same_filesystem,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from credit.identifiers import parse_identifier
 from credit.rulebook import default_rulebook
 from ledger.log import SubjectFamily
-
-# Disk a run needs, bytes per subject and per event with everything a run writes (subject rows, first
-# scores and their change rows and records, event rows, event records with --load ledger, indexes),
-# measured by this bench at 20,000 / 200,000 and 86,000 / 200,000 (README), plus 25%, plus room for
-# PostgreSQL's WAL and the index rebuilds' sort files.
-DISK_PER_SUBJECT = {"postgres": 3_000, "sqlite": 2_700}
-DISK_PER_EVENT = {
-    ("postgres", "ledger"): 1_530,
-    ("postgres", "rows"): 420,
-    ("sqlite", "ledger"): 1_420,
-    ("sqlite", "rows"): 390,
-}
-DISK_FIXED = 2 * GIB  # WAL (max_wal_size), sort files of the index rebuild beyond the per-event share
-DISK_HEADROOM = 0.95  # refuse above this share of the free space
 
 
 def parse_count(text_: str) -> int:
@@ -127,86 +107,6 @@ def parse_sizes(spec: str, target: tuple[int, int]) -> list[tuple[int, int]]:
         n = int(spec.removeprefix("growth:"))
         return [(target[0] >> k, target[1] >> k) for k in range(n, 0, -1)]
     return sorted((parse_size(part) for part in spec.split(",") if part.strip()), key=lambda s: s[1])
-
-
-def disk_needed(database: str, load: str, subjects: int, events: int) -> int:
-    """Estimated bytes a run of this size leaves on disk at its largest."""
-    return int(DISK_PER_SUBJECT[database] * subjects + DISK_PER_EVENT[(database, load)] * events + DISK_FIXED)
-
-
-def pg_data_directory(url: str) -> Path | None:
-    """The server's data directory when it is on this machine and readable to us, else None."""
-    engine = create_engine(make_url(normalise_pg_url(url)).set(database="postgres"))
-    try:
-        with engine.connect() as conn:
-            path = Path(str(conn.execute(text("SHOW data_directory")).scalar()))
-    except Exception:  # noqa: BLE001 - not allowed to read it: no check possible
-        return None
-    finally:
-        engine.dispose()
-    host = make_url(normalise_pg_url(url)).host or "localhost"
-    return path if host in ("127.0.0.1", "localhost", "::1") else None
-
-
-def check_disk(args: argparse.Namespace, databases: list[str], sizes: list[tuple[int, int]]) -> bool:
-    """Print the estimate for each size and database; False if the largest one cannot fit."""
-    places: dict[str, Path | None] = {"sqlite": Path(args.workdir or tempfile.gettempdir())}
-    if "postgres" in databases:
-        places["postgres"] = pg_data_directory(args.pg_url)
-    rows, ok = [], True
-    for subjects, events in sizes:
-        needs = {db: disk_needed(db, args.load, subjects, events) for db in databases}
-        for db in databases:
-            place = places[db]
-            if place is None:
-                rows.append(
-                    [
-                        f"{subjects:,} / {events:,}",
-                        db,
-                        gib(needs[db]),
-                        "unknown (remote server)",
-                        "not checked",
-                    ]
-                )
-                continue
-            # Runs are sequential and each removes its data, unless --keep leaves everything behind.
-            together = [d for d in databases if places[d] is not None and same_filesystem(place, places[d])]  # type: ignore[arg-type]
-            if args.keep:
-                need = sum(disk_needed(d, args.load, s, e) for s, e in sizes for d in together)
-            else:
-                need = needs[db]
-            free = free_bytes(place)
-            fits = need <= free * DISK_HEADROOM
-            ok = ok and fits
-            rows.append(
-                [
-                    f"{subjects:,} / {events:,}",
-                    db,
-                    gib(need),
-                    f"{gib(free)} at {place}",
-                    "fits" if fits else "DOES NOT FIT",
-                ]
-            )
-    print_table(
-        f"disk estimate (--load {args.load}; bytes per subject and per event from the smoke runs)",
-        ["size", "database", "needs", "free", ""],
-        rows,
-    )
-    if not ok and not args.ignore_disk_check:
-        biggest = sizes[-1]
-        db = "postgres" if "postgres" in databases else databases[0]
-        place = places[db] or Path(tempfile.gettempdir())
-        usable = free_bytes(place) * DISK_HEADROOM - DISK_FIXED
-        per_unit = DISK_PER_SUBJECT[db] * biggest[0] + DISK_PER_EVENT[(db, args.load)] * biggest[1]
-        fraction = max(0.0, usable / per_unit)
-        print(
-            f"bench_credit: REFUSED: the disk cannot hold this run. At the ratio of "
-            f"{biggest[0]:,} / {biggest[1]:,}, about {fraction:.0%} of it fits on {db} "
-            f"({int(biggest[0] * fraction):,} subjects / {int(biggest[1] * fraction):,} events). Run smaller "
-            f"sizes with --sizes and let the growth table project, use --load rows (no event records), "
-            f"free some disk, or pass --ignore-disk-check if you know better."
-        )
-    return ok or args.ignore_disk_check
 
 
 def durability(dep: Deployment) -> str:
