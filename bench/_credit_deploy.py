@@ -8,6 +8,7 @@ gained a required column the bench does not fill.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import shutil
@@ -89,6 +90,16 @@ def event_document(ev: DistrictEvent, kind: str) -> dict[str, Any]:
         "refers_to": ev.refers_to,
         "evidence": None,
     }
+
+
+def change_cause(kind: str) -> Any:
+    """The ``cause`` argument of ``recompute``/``recompute_all``: a typed ``ChangeCause`` where the
+    service has one (issue 10), else the plain document ``{"kind": …}`` it took before."""
+    try:
+        cause_type = getattr(importlib.import_module("credit.models"), "ChangeCause", None)
+    except ImportError:
+        cause_type = None
+    return {"kind": kind} if cause_type is None else cause_type(kind)
 
 
 def submit_records(ledger: Ledger, submitter: str, subs: Sequence[Submission]) -> list[str]:

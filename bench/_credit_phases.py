@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _common import Stats, log, rate
-from _credit_deploy import Deployment, document_submission, submit_records
+from _credit_deploy import Deployment, change_cause, document_submission, submit_records
 from _credit_district import TODAY, District, IntakeBatch
 from _resources import process_cpu_seconds
 from sqlalchemy import text
@@ -158,10 +158,10 @@ class RecomputeFigures:
 
 
 def timed_recompute(dep: Deployment, subjects: int, label: str, workers: int) -> RecomputeFigures:
-    """``recompute_all(cause={"kind": "bench"})``, with a progress line every ~10% when the service
+    """``recompute_all(cause=<kind "bench">)``, with a progress line every ~10% when the service
     reports progress (a ``progress`` callback, called in whichever worker rescored a range)."""
     service = dep.service
-    kwargs: dict[str, Any] = {"cause": {"kind": "bench"}, "workers": workers}
+    kwargs: dict[str, Any] = {"cause": change_cause("bench"), "workers": workers}
     start = time.perf_counter()
     if "progress" in inspect.signature(service.recompute_all).parameters:
         done = multiprocessing.get_context("fork").Value("q", 0)
@@ -437,13 +437,13 @@ def profiles(
     out.append(
         profiled(
             f"recompute, first score ({len(sample):,} subjects, as in pass 1)",
-            lambda: service.recompute(sample, cause={"kind": "bench-profile"}),
+            lambda: service.recompute(sample, cause=change_cause("bench-profile")),
         )
     )
     out.append(
         profiled(
             f"recompute, unchanged ({len(sample):,} subjects, as in pass 2)",
-            lambda: service.recompute(sample, cause={"kind": "bench-profile"}),
+            lambda: service.recompute(sample, cause=change_cause("bench-profile")),
         )
     )
     prepared = incremental_batches(district, rulebook, events, batch, seed, "P")
