@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import cProfile
 import inspect
-import json
 import math
 import multiprocessing
 import pstats
@@ -202,31 +201,21 @@ class FloorFigures:
 def change_floor(dep: Deployment, district: District, sample: int, chunk: int) -> FloorFigures:
     """``Ledger.submit`` of ``sample`` of pass 1's change documents, ``chunk`` per call (as
     ``recompute_all`` commits a range per transaction), as plain evidence records: the ledger's own
-    cost of pass 1's writes, read back from ``credit_change`` (or the subjects' histories)."""
+    cost of pass 1's writes. The documents are read back from the ``credit_change`` records
+    themselves (``Ledger.records``), found through the rows' record ids."""
     n = min(sample, district.subjects)
-    documents: list[tuple[bytes, dict[str, Any]]] = []
-    try:
-        with dep.db.connect() as conn:
-            for ref, document in conn.execute(
-                text("SELECT subject_ref, document FROM credit_change ORDER BY seq LIMIT :n"), {"n": n}
-            ):
-                documents.append(
-                    (bytes(ref), document if isinstance(document, dict) else json.loads(document))
-                )
-    except Exception as e:  # noqa: BLE001 - the table may have changed shape: use the public history
-        log(f"{dep.database}: credit_change documents unreadable ({e}); using CreditService.history")
-        for i in range(min(n, 2_000)):
-            ref = district.ref(i)
-            documents.extend(
-                (ref, {k: v for k, v in d.items() if k != "record_id"}) for d in dep.service.history(ref)
-            )
+    with dep.db.connect() as conn:
+        ids = [
+            str(r[0])
+            for r in conn.execute(text("SELECT record_id FROM credit_change ORDER BY seq LIMIT :n"), {"n": n})
+        ]
+    leaves = dep.ledger.records(ids)
+    documents = [(leaves[i][1].subject_ref, dict(leaves[i][1].metadata or {})) for i in ids if i in leaves]
     if not documents:
         return FloorFigures()
     subs = [document_submission(RecordKind.EVIDENCE, doc, ref, None) for ref, doc in documents]
     figures = FloorFigures(len(subs))
-    figures.mean_bytes = sum(
-        len(json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()) for _r, d in documents
-    ) / len(documents)
+    figures.mean_bytes = sum(len(leaves[i][1].metadata_json) for i in ids if i in leaves) / len(documents)
     start = time.perf_counter()
     for lo in range(0, len(subs), chunk):
         submit_records(dep.ledger, BASELINE_SUBMITTER, subs[lo : lo + chunk])
