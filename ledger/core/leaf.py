@@ -146,8 +146,10 @@ def _plain(value: Any) -> bool:
 
     True for values built only of these exact types (subclasses may change what either encoder
     calls, so they take the library's way): ``dict`` with ``str`` keys of Basic Multilingual
-    Plane characters, ``list``, ``str``, ``int`` within ±(2^53−1), ``bool`` and ``None``. Why the
-    bytes are equal, element by element (RFC 8785 §3.2.2–3.2.3):
+    Plane characters, ``list``, ``str``, ``int`` within ±(2^53−1), ``bool`` and ``None`` — and, as
+    values, ``StrEnum`` members (``str`` subclasses that override nothing either encoder calls:
+    both write the member's text). Why the bytes are equal, element by element (RFC 8785
+    §3.2.2–3.2.3):
 
     - ``null``, ``true``, ``false`` and ``[a,b]`` / ``{"k":v}`` with no whitespace: the same;
     - an integer in the safe range is its shortest decimal form in both (ES6 number formatting
@@ -160,7 +162,7 @@ def _plain(value: Any) -> bool:
       with characters beyond U+FFFF sort differently and take the library's way).
     """
     kind = type(value)
-    if kind in _PLAIN_SCALARS:
+    if kind in _PLAIN_SCALARS or issubclass(kind, StrEnum):
         return True
     if kind is int:
         number: int = value
@@ -175,7 +177,7 @@ def _plain(value: Any) -> bool:
             if item_kind is int:
                 if not -_SAFE_INT <= item <= _SAFE_INT:
                     return False
-            elif not _plain(item):
+            elif not _plain(item):  # containers, and the rare StrEnum
                 return False
         return True
     if kind is list:

@@ -7,6 +7,7 @@ library's, and the encoder as a whole refuses exactly what metadata must not hol
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -36,8 +37,17 @@ values = st.recursive(
     ),
     max_leaves=16,
 )
+
+
+class Route(StrEnum):
+    """A StrEnum as credit documents carry them (members' text with escapes and non-ASCII too)."""
+
+    REPAIR = "repair"
+    ODD = 'a"\\\n中😀'
+
+
 # Values the fast path accepts most of the time: no floats, mostly safe integers.
-plain_scalars = st.none() | st.booleans() | st.integers(-SAFE, SAFE) | text
+plain_scalars = st.none() | st.booleans() | st.integers(-SAFE, SAFE) | text | st.sampled_from(Route)
 plain_values = st.recursive(
     plain_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
