@@ -1,7 +1,8 @@
 """Category caps: how much of each event's points a cap group lets count.
 
-Pure functions over plain data, used by :func:`credit.engine.evaluate` (and meant for an
-incremental scorer that keeps the same running totals). Two rules exist, selected by the
+Pure functions over plain data, used by :func:`credit.engine.evaluate` and by the incremental
+:mod:`credit.subject_state`, which keeps each group's recent credits (:class:`Credited`) and
+credits a new event with :func:`rolling_credit`. Two rules exist, selected by the
 rulebook's ``cap_rule``:
 
 ``rolling`` (CREDIT-RULES.md; rulebook 2026.2 and later)
@@ -57,6 +58,30 @@ def _clip(points: int, room: int, limit: int) -> int:
     return min(points, max(room, 0)) if limit > 0 else max(points, min(room, 0))
 
 
+class Credited(NamedTuple):
+    """An event of a cap group with the credit the rolling rule gave it."""
+
+    occurred_on: date
+    event_id: str
+    credit: int
+    released_on: date | None  # its repair date (see the module docstring)
+
+
+def rolling_credit(entry: CapEntry, earlier: Iterable[Credited], cap: Cap) -> int:
+    """The credit of ``entry`` under the rolling rule, given the credited events before it.
+
+    ``earlier``: events of the group that come before ``entry`` in date order (ties by event id),
+    at least every one dated inside its window; those outside it are passed over.
+    """
+    day = entry.occurred_on
+    start = add_months(day, -cap.window_months)
+    used = 0
+    for held in earlier:
+        if held.occurred_on > start and (held.released_on is None or held.released_on > day):
+            used += held.credit
+    return _clip(entry.points, cap.limit - used, cap.limit)
+
+
 def rolling_credits(entries: Iterable[CapEntry], cap: Cap) -> dict[str, int]:
     """The credit of each event of one cap group under the rolling rule (module docstring).
 
@@ -65,20 +90,15 @@ def rolling_credits(entries: Iterable[CapEntry], cap: Cap) -> dict[str, int]:
     evaluation date.
     """
     credits: dict[str, int] = {}
-    window: deque[tuple[CapEntry, int]] = deque()  # earlier events that may lie in the window
+    window: deque[Credited] = deque()  # earlier events that may lie in the window
     for entry in _in_order(entries):
-        day = entry.occurred_on
-        start = add_months(day, -cap.window_months)
+        start = add_months(entry.occurred_on, -cap.window_months)
         # Entries come in date order and add_months is monotone: a window never starts earlier.
-        while window and window[0][0].occurred_on <= start:
+        while window and window[0].occurred_on <= start:
             window.popleft()
-        used = 0
-        for held, credit in window:
-            if held.released_on is None or held.released_on > day:
-                used += credit
-        credit = _clip(entry.points, cap.limit - used, cap.limit)
+        credit = rolling_credit(entry, window, cap)
         credits[entry.event_id] = credit
-        window.append((entry, credit))
+        window.append(Credited(entry.occurred_on, entry.event_id, credit, entry.released_on))
     return credits
 
 

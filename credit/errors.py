@@ -112,3 +112,12 @@ class StaleWrite(Conflict):
     (surfaced as a :class:`Conflict` with reason ``busy`` once the retries run out)."""
 
     reason = "busy"
+
+
+class SubjectStateError(CreditError):
+    """A subject's incremental state that cannot be used as asked: written under another rulebook
+    version, for a rulebook whose caps do not roll, asked about a date it cannot answer, or bytes
+    that are not a state this code reads. The caller rebuilds the state from the subject's events
+    (:func:`credit.subject_state.state_from_history`) or evaluates them directly."""
+
+    reason = "subject-state"
