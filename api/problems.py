@@ -50,6 +50,7 @@ STATUS: tuple[tuple[type[TrustledgerError], int], ...] = (
     (credit_errors.WorkflowError, 409),
     (credit_errors.Conflict, 409),
     (credit_errors.CalendarError, 500),
+    (credit_errors.SubjectStateError, 500),
     (credit_errors.NoRulebookInForce, 503),
     (credit_errors.IntegrityFailure, 503),
     (credit_errors.CreditError, 400),

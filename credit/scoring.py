@@ -22,14 +22,16 @@ from sqlalchemy.engine import Row
 
 from credit.cases import queue_red_list_proposal
 from credit.engine import Assessment, Effect, Event, Reason, RedListAction, RedListDecision, evaluate
-from credit.errors import Conflict, CreditError, StaleWrite, UnknownSubject
+from credit.errors import Conflict, CreditError, StaleWrite, SubjectStateError, UnknownSubject
 from credit.identifiers import SubjectKind
 from credit.measures import AppliedMeasure, measures
 from credit.models import ChangeCause, JobReport
 from credit.rulebook import Rulebook
 from credit.rulebooks_in_force import RulebooksInForce
 from credit.served import served_subject
-from credit.store import CHANGES, SUBJECTS, SubjectInputs, iter_subject_refs, scores
+from credit.store import CHANGES, SUBJECTS, SubjectInputs, iter_subject_refs, pending_red_exits, scores
+from credit.subject_state import apply_inputs, assess_state, state_from_history, supports_state
+from credit.subject_state_types import SubjectState
 from credit.subjects import Subjects
 from credit.unit_of_work import LedgerGateway, PendingWrite, ScoreUpdate, credit_record
 from ledger.core.leaf import RecordKind
@@ -69,12 +71,37 @@ class Scoring:
         kinds: Mapping[bytes, SubjectKind] | None = None,
         contiguous: bool = False,
     ) -> dict[bytes, Assessment]:
-        """Recompute ``refs`` (plus unstored events, effects, decisions); queue a change where it moved."""
+        """Recompute ``refs`` (plus unstored events, effects, decisions); queue a change where it moved.
+
+        Incremental where it can be (:mod:`credit.subject_state`): a subject whose stored state was
+        built under ``rulebook`` takes the new inputs (or just the date) without its history being
+        read; the others — no state yet, another rulebook, an input the state cannot take — are
+        rebuilt from their stored inputs. Either way the assessment is what ``evaluate`` gives on
+        the whole history (tests/credit/test_subject_state.py proves the two equal).
+        """
         if not refs:
             return {}
+        stateful = supports_state(rulebook)
         with self.gateway.reading() as conn:
-            inputs = SubjectInputs.load(conn, refs, contiguous=contiguous)
             current = scores(conn, refs, contiguous=contiguous)
+            states: dict[bytes, SubjectState | None] = {}
+            if stateful:
+                for ref in refs:
+                    moved = _moved_state(
+                        current.get(ref),
+                        rulebook,
+                        today,
+                        (new_events or {}).get(ref, ()),
+                        (new_effects or {}).get(ref, ()),
+                        (new_red or {}).get(ref, ()),
+                    )
+                    if moved is not None:
+                        states[ref] = moved
+            rebuild = [ref for ref in refs if ref not in states]
+            inputs = SubjectInputs()
+            if rebuild:
+                whole_range = contiguous and len(rebuild) == len(refs)
+                inputs = SubjectInputs.load(conn, rebuild, contiguous=whole_range)
             missing = [r for r in refs if r not in current and (kinds is None or r not in kinds)]
             stored_kinds = {}
             if missing:
@@ -84,27 +111,45 @@ class Scoring:
                         select(SUBJECTS.c.ref, SUBJECTS.c.kind).where(SUBJECTS.c.ref.in_(missing))
                     )
                 }
+            leaving_red = [r for r in states if (row := current.get(r)) is not None and row.red]
+            pending_exit = pending_red_exits(conn, leaving_red) | inputs.pending_red_exit
         digest = self.rulebooks.hash_hex(rulebook)
         results: dict[bytes, Assessment] = {}
         for ref in refs:
             row = current.get(ref)
             kind = (kinds or {}).get(ref) or (SubjectKind(row.kind) if row is not None else stored_kinds[ref])
-            events = inputs.events.get(ref, []) + list((new_events or {}).get(ref, ()))
-            effects = inputs.effects.get(ref, []) + list((new_effects or {}).get(ref, ()))
-            red = inputs.red.get(ref, []) + list((new_red or {}).get(ref, ()))
-            a = evaluate(events, rulebook, today, effects=effects, red_list=red, subject=kind, explain=False)
+            state = states.get(ref)
+            if state is None:
+                events = inputs.events.get(ref, []) + list((new_events or {}).get(ref, ()))
+                effects = inputs.effects.get(ref, []) + list((new_effects or {}).get(ref, ()))
+                red = inputs.red.get(ref, []) + list((new_red or {}).get(ref, ()))
+                if stateful:
+                    state = state_from_history(
+                        events, rulebook, today, effects=effects, red_list=red, subject=kind
+                    )
+                else:
+                    a = evaluate(
+                        events, rulebook, today, effects=effects, red_list=red, subject=kind, explain=False
+                    )
+            if state is not None:
+                a = assess_state(state, rulebook, today)
+            stored_state = state.to_bytes() if state is not None else None
             results[ref] = a
-            if row is not None and row.red and not a.lists.red_member and ref not in inputs.pending_red_exit:
+            if row is not None and row.red and not a.lists.red_member and ref not in pending_exit:
                 queue_red_list_proposal(
                     write, ref, RedListAction.EXIT, "a serious event removed the subject", today
                 )
             before = _summary_of_row(row) if row is not None else None
             after = a.summary()
             if before == after and row is not None:
-                # Unchanged (also under a new rulebook): no change record; the row notes the version
-                # and the next date to look again (as_of stays the date of the last change).
-                if (row.next_change_on, row.rulebook_version) != (a.next_change_on, rulebook.version):
-                    values = _score_values(a, kind, today)
+                # Unchanged (also under a new rulebook): no change record; the row notes the version,
+                # the next date to look again and the state (as_of stays the date of the last change).
+                if (row.next_change_on, row.rulebook_version, row.state) != (
+                    a.next_change_on,
+                    rulebook.version,
+                    stored_state,
+                ):
+                    values = _score_values(a, kind, today, stored_state)
                     del values["as_of"]
                     write.score_updates.append(ScoreUpdate(ref, row.version, values, None))
                 continue
@@ -126,7 +171,8 @@ class Scoring:
                 {"subject_ref": ref, "as_of": today, "document": document, "at_us": time.time_ns() // 1000},
             )
             version = row.version if row is not None else None
-            write.score_updates.append(ScoreUpdate(ref, version, _score_values(a, kind, today), change))
+            values = _score_values(a, kind, today, stored_state)
+            write.score_updates.append(ScoreUpdate(ref, version, values, change))
         return results
 
     def recompute(
@@ -281,7 +327,28 @@ def _summary_of_row(row: Row[Any]) -> dict[str, object]:
     return {"score": row.score, "level": row.level, "black": sorted(row.black), "red": bool(row.red)}
 
 
-def _score_values(a: Assessment, kind: SubjectKind, today: date) -> dict[str, object]:
+def _moved_state(
+    row: Row[Any] | None,
+    rulebook: Rulebook,
+    today: date,
+    events: Sequence[Event],
+    effects: Sequence[Effect],
+    red: Sequence[RedListDecision],
+) -> SubjectState | None:
+    """The subject's stored state moved to ``today`` with the new inputs, or None: rebuild it (no
+    state stored, one of another rulebook version, or inputs it cannot take without the history)."""
+    if row is None or row.state is None or row.rulebook_version != rulebook.version:
+        return None
+    try:
+        state = SubjectState.from_bytes(bytes(row.state))
+    except SubjectStateError:
+        return None  # a state of an older format: rebuilt like a missing one
+    if state.rulebook_version != rulebook.version:
+        return None
+    return apply_inputs(state, rulebook, today, events=events, effects=effects, red_list=red)
+
+
+def _score_values(a: Assessment, kind: SubjectKind, today: date, state: bytes | None) -> dict[str, object]:
     return {
         "kind": kind.value,
         "score": a.score,
@@ -292,6 +359,7 @@ def _score_values(a: Assessment, kind: SubjectKind, today: date) -> dict[str, ob
         "rulebook_version": a.rulebook_version,
         "as_of": today,
         "next_change_on": a.next_change_on,
+        "state": state,
     }
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
 
 from credit.engine import Effect, EffectKind, Event, RedListAction, RedListDecision
@@ -114,6 +115,9 @@ class ScoreRow(SQLModel, table=True):
     next_change_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True, index=True))
     version: int = Field(sa_column=Column(Integer, nullable=False))  # optimistic concurrency
     change_record_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # The subject's incremental scoring state (credit.subject_state), derived from its events under
+    # ``rulebook_version``: a cache that spares re-reading the history; replay never uses it.
+    state: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class ChangeRow(SQLModel, table=True):
@@ -234,11 +238,14 @@ TABLES = [
 ]
 
 
-_ADDED_COLUMNS = {  # columns added after tables were first created: (table, column, DDL type)
+# Columns added after tables were first created: (table, column) -> DDL type (text, or a type
+# compiled for the database's dialect).
+_ADDED_COLUMNS: dict[tuple[str, str], str | TypeEngine[Any]] = {
     ("credit_access", "note"): "VARCHAR(200)",
     ("credit_access", "window_s"): "INTEGER",
     ("credit_access", "count"): "INTEGER NOT NULL DEFAULT 1",
     ("credit_access", "last_at_us"): "BIGINT",
+    ("credit_score", "state"): LargeBinary(),
 }
 
 
@@ -252,7 +259,8 @@ def add_missing_columns(conn: Connection) -> None:
         if tables.has_table(table)
         for c in tables.get_columns(table)
     }
-    for (table, column), ddl in _ADDED_COLUMNS.items():
+    for (table, column), type_ in _ADDED_COLUMNS.items():
+        ddl = type_ if isinstance(type_, str) else type_.compile(dialect=conn.dialect)
         if tables.has_table(table) and (table, column) not in present:
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
@@ -372,6 +380,17 @@ def _subject_filters(
     for start in range(0, len(refs), 500):
         chunk = list(refs[start : start + 500])
         yield lambda t, chunk=chunk: t.c.subject_ref.in_(chunk)  # type: ignore[misc]
+
+
+def pending_red_exits(conn: Connection, refs: Sequence[bytes]) -> set[bytes]:
+    """Which of ``refs`` have a red-list exit proposed and not yet decided."""
+    pending: set[bytes] = set()
+    for where in _subject_filters(conn, refs, contiguous=False):
+        query = select(CASES.c.subject_ref, CASES.c.detail).where(
+            where(CASES), CASES.c.kind == "list", CASES.c.state == "proposed"
+        )
+        pending |= {bytes(ref) for ref, detail in conn.execute(query) if detail.get("action") == "exit"}
+    return pending
 
 
 def scores(conn: Connection, refs: Sequence[bytes], *, contiguous: bool = False) -> dict[bytes, Row[Any]]:
