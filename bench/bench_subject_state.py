@@ -8,19 +8,22 @@ before (as a daily job leaves it) and stored with ``to_bytes``. Then, per subjec
 dated on the intake day, of a type from the subject's own history:
 
 - **state path**: ``from_bytes`` → ``apply_events`` → ``assess_state`` → ``to_bytes`` (and each
-  step alone): what intake will do per event;
-- **evaluate path**: ``evaluate(history + event, explain=False)``: what intake does today;
-- **build** (``state_from_history``) beside ``evaluate`` over the history: what a full recompute
-  pays per subject to write first states;
+  step alone): what intake will do per event, from the stored state;
+- **evaluate path**: ``evaluate(history + event, explain=False)`` on events held in memory, and
+  the same after building the ``Event`` objects from row tuples (what intake does today once the
+  database has returned the subject's rows; the SQL itself is not counted);
+- **build** (``state_from_history`` + ``to_bytes``) beside ``evaluate`` over the history: what a
+  full recompute pays per subject to write first states;
 - **daily job**: ``advance`` 30 days + ``assess_state`` beside ``evaluate`` at that date;
 - **back-dated intake**: the new event dated on a random day of the subject's span instead: how
-  often the fast path applies, and the cost with the rebuilds;
+  often the fast path applies, and the cost with the rebuilds (from events in memory);
+- **by history size**: the in-order intake paths for subjects grouped by their number of events;
 - **stored form**: bytes per subject, live events and cap credits per subject.
 
 Times are process CPU seconds, best of ``--repeat`` runs; ratios are evaluate / state path. The
 machine's load shows in the figures, so compare the columns of one run.
 
-    .venv/bin/python bench/bench_subject_state.py                     # 20,000 subjects, ~1 minute
+    .venv/bin/python bench/bench_subject_state.py                     # 20,000 subjects, ~2 minutes
     .venv/bin/python bench/bench_subject_state.py --subjects 100000 --events 1000000
 """
 
@@ -31,7 +34,6 @@ import gc
 import platform
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
@@ -51,8 +53,8 @@ from credit.subject_state import (
     state_from_history,
 )
 
-Subject = tuple[list[Event], SubjectKind]
-NO_GC = False
+Row = tuple[str, str, date, str, int, date | None, str | None]
+SIZES = (1, 2, 3, 5, 10, 20, 50, 100, 10**9)
 
 
 def best(fn: Callable[[], Any], repeat: int) -> float:
@@ -60,12 +62,19 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         gc.collect()
-        if NO_GC:
-            gc.disable()
         start = time.process_time()
         fn()
         times.append(time.process_time() - start)
-        gc.enable()
+    return min(times)
+
+
+def quick(fn: Callable[[], Any], repeat: int) -> float:
+    """The least CPU time of ``repeat`` calls of a short ``fn`` (no collection in between)."""
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
     return min(times)
 
 
@@ -93,11 +102,13 @@ def main() -> None:
     n = args.subjects
     log(f"district of {n:,} subjects / {args.events:,} events (seed {args.seed})")
     district = District(n, args.events, args.seed, rb)
-    subjects: list[Subject] = []
+    rows: list[list[Row]] = []
+    kinds: list[SubjectKind] = []
     for i in range(n):
-        evs = [Event(e[0], e[1], e[2], e[5], e[4], e[3], e[7]) for e in district.events_of(i)]
-        subjects.append((evs, district.kind(i)))
-    history_events = sum(len(evs) for evs, _ in subjects)
+        rows.append([(e[0], e[1], e[2], e[5], e[4], e[3], e[7]) for e in district.events_of(i)])
+        kinds.append(district.kind(i))
+    histories = [[Event(*row) for row in subject_rows] for subject_rows in rows]
+    history_events = sum(len(evs) for evs in histories)
     rnd = random.Random(args.seed)
     yesterday = TODAY - timedelta(days=1)
 
@@ -105,31 +116,39 @@ def main() -> None:
         model = rnd.choice([e for e in evs if not rb.event_types[e.type].ends_listing] or evs)
         return Event(f"{tag}{rnd.getrandbits(80):020x}", model.type, day, model.source, model.quantity)
 
-    fresh = [new_event(evs, TODAY, "n") for evs, _ in subjects]
-    first_day = min(e.occurred_on for evs, _ in subjects for e in evs)
+    fresh = [new_event(evs, TODAY, "n") for evs in histories]
+    first_day = min(e.occurred_on for evs in histories for e in evs)
     span = (TODAY - first_day).days
-    late = [new_event(evs, first_day + timedelta(days=rnd.randrange(span)), "b") for evs, _ in subjects]
+    late = [new_event(evs, first_day + timedelta(days=rnd.randrange(span)), "b") for evs in histories]
 
     log("building states (untimed warm-up) and checking them against evaluate")
-    states = [state_from_history(evs, rb, yesterday, subject=kind) for evs, kind in subjects]
+    states = [
+        state_from_history(evs, rb, yesterday, subject=kind)
+        for evs, kind in zip(histories, kinds, strict=True)
+    ]
     blobs = [s.to_bytes() for s in states]
     applied = [apply_events(s, rb, TODAY, [ev]) for s, ev in zip(states, fresh, strict=True)]
-    for (evs, kind), state, ev in zip(subjects, applied, fresh, strict=True):
-        if state is None or assess_state(state, rb, TODAY) != evaluate(
-            [*evs, ev], rb, TODAY, subject=kind, explain=False
-        ):
+    for evs, kind, state, ev in zip(histories, kinds, applied, fresh, strict=True):
+        expected = evaluate([*evs, ev], rb, TODAY, subject=kind, explain=False)
+        if state is None or assess_state(state, rb, TODAY) != expected:
             raise SystemExit("the state path disagrees with evaluate: not a benchmark, a bug")
     applied_states = [s for s in applied if s is not None]
 
-    def state_path(blob: bytes, ev: Event) -> bytes:
+    def state_path(blob: bytes, ev: Event) -> None:
         state = apply_events(SubjectState.from_bytes(blob), rb, TODAY, [ev])
         if state is None:
             raise SystemExit("in-order intake fell back")
         assess_state(state, rb, TODAY)
-        return state.to_bytes()
+        state.to_bytes()
 
     def evaluate_path(evs: list[Event], kind: SubjectKind, ev: Event) -> None:
         evaluate([*evs, ev], rb, TODAY, subject=kind, explain=False)
+
+    def rows_path(subject_rows: list[Row], kind: SubjectKind, ev: Event) -> None:
+        evaluate([*(Event(*row) for row in subject_rows), ev], rb, TODAY, subject=kind, explain=False)
+
+    def build(evs: list[Event], kind: SubjectKind) -> None:
+        state_from_history(evs, rb, yesterday, subject=kind).to_bytes()
 
     def daily(state: SubjectState) -> None:
         later = advance(state, rb, TODAY + timedelta(days=30))
@@ -148,35 +167,45 @@ def main() -> None:
         state.to_bytes()
 
     r = args.repeat
+    subjects = list(zip(histories, kinds, strict=True))
     log("timing")
     t: dict[str, float] = {}
-    t["evaluate path"] = best(
+    t["evaluate"] = best(
         run_all(evaluate_path, ((e, k, ev) for (e, k), ev in zip(subjects, fresh, strict=True))), r
     )
-    t["state path"] = best(run_all(state_path, zip(blobs, fresh, strict=True)), r)
+    t["rows"] = best(run_all(rows_path, zip(rows, kinds, fresh, strict=True)), r)
+    t["state"] = best(run_all(state_path, zip(blobs, fresh, strict=True)), r)
     t["from_bytes"] = best(run_all(SubjectState.from_bytes, ((b,) for b in blobs)), r)
-    t["apply_events"] = best(
+    t["apply"] = best(
         run_all(apply_events, ((s, rb, TODAY, [ev]) for s, ev in zip(states, fresh, strict=True))), r
     )
-    t["assess_state"] = best(run_all(assess_state, ((s, rb, TODAY) for s in applied_states)), r)
+    t["assess"] = best(run_all(assess_state, ((s, rb, TODAY) for s in applied_states)), r)
     t["to_bytes"] = best(run_all(SubjectState.to_bytes, ((s,) for s in applied_states)), r)
     t["evaluate history"] = best(
         run_all(lambda e, k: evaluate(e, rb, yesterday, subject=k, explain=False), subjects), r
     )
-    t["state_from_history"] = best(
-        run_all(lambda e, k: state_from_history(e, rb, yesterday, subject=k), subjects), r
-    )
+    t["build"] = best(run_all(build, subjects), r)
     later = TODAY + timedelta(days=30)
-    t["evaluate +30 days"] = best(
+    t["evaluate later"] = best(
         run_all(lambda e, k: evaluate(e, rb, later, subject=k, explain=False), subjects), r
     )
-    t["advance+assess +30 days"] = best(run_all(daily, ((s,) for s in states)), r)
-    t["back-dated state path"] = best(
-        run_all(back_dated, ((e, k, b, ev) for (e, k), b, ev in zip(subjects, blobs, late, strict=True))), 1
-    )
-    t["back-dated evaluate path"] = best(
+    t["daily"] = best(run_all(daily, ((s,) for s in states)), r)
+    t["late evaluate"] = best(
         run_all(evaluate_path, ((e, k, ev) for (e, k), ev in zip(subjects, late, strict=True))), 1
     )
+    t["late state"] = best(
+        run_all(back_dated, ((e, k, b, ev) for (e, k), b, ev in zip(subjects, blobs, late, strict=True))), 1
+    )
+
+    log("timing by history size")
+    by_size: dict[int, list[float]] = {}
+    for (evs, kind), blob, ev, subject_rows in zip(subjects, blobs, fresh, rows, strict=True):
+        size = next(s for s in SIZES if len(evs) <= s)
+        cell = by_size.setdefault(size, [0, 0.0, 0.0, 0.0])
+        cell[0] += 1
+        cell[1] += quick(lambda e=evs, k=kind, x=ev: evaluate_path(e, k, x), r)
+        cell[2] += quick(lambda e=subject_rows, k=kind, x=ev: rows_path(e, k, x), r)
+        cell[3] += quick(lambda b=blob, x=ev: state_path(b, x), r)
 
     def us(seconds: float) -> str:
         return f"{seconds / n * 1e6:.1f}"
@@ -184,85 +213,72 @@ def main() -> None:
     def per_s(seconds: float) -> str:
         return f"{n / seconds:,.0f}" if seconds > 0 else "n/a"
 
+    def line(label: str, key: str, against: str | None = None) -> list[str]:
+        ratio = fmt_ratio(t[against] / t[key]) if against else ""
+        return [label, us(t[key]), per_s(t[key]), ratio]
+
     print(f"\ncommit {code_version(('credit',))}, Python {platform.python_version()}, {platform.machine()}")
     print(
         f"{n:,} subjects, {history_events:,} events in their histories ({history_events / n:.1f} per subject)"
     )
-    rows = [
-        [
-            "intake, in order: evaluate(history + event)",
-            us(t["evaluate path"]),
-            per_s(t["evaluate path"]),
-            "1.00x",
-        ],
-        [
-            "intake, in order: from_bytes+apply+assess+to_bytes",
-            us(t["state path"]),
-            per_s(t["state path"]),
-            fmt_ratio(t["evaluate path"] / t["state path"]),
-        ],
+    table = [
+        line("intake, in order: evaluate(history + event)", "evaluate"),
+        line("  the same, Event objects built from row tuples", "rows"),
+        line("intake, in order: from_bytes+apply+assess+to_bytes", "state", "evaluate"),
+        line("    against events built from rows", "state", "rows"),
+        line("  from_bytes", "from_bytes"),
+        line("  apply_events", "apply"),
+        line("  assess_state", "assess"),
+        line("  to_bytes", "to_bytes"),
+        line("full recompute: evaluate(history)", "evaluate history"),
+        line("full recompute: state_from_history + to_bytes", "build", "evaluate history"),
+        line("daily job: evaluate at +30 days", "evaluate later"),
+        line("daily job: advance + assess_state at +30 days", "daily", "evaluate later"),
+        line("intake, back-dated: evaluate(history + event)", "late evaluate"),
+        line(f"intake, back-dated: state path ({fallbacks / n:.1%} rebuilt)", "late state", "late evaluate"),
     ]
-    rows += [
-        [f"  {k}", us(t[k]), per_s(t[k]), ""]
-        for k in ("from_bytes", "apply_events", "assess_state", "to_bytes")
-    ]
-    rows += [
-        [
-            "full recompute: evaluate(history)",
-            us(t["evaluate history"]),
-            per_s(t["evaluate history"]),
-            "1.00x",
-        ],
-        [
-            "full recompute: state_from_history",
-            us(t["state_from_history"]),
-            per_s(t["state_from_history"]),
-            fmt_ratio(t["evaluate history"] / t["state_from_history"]),
-        ],
-        [
-            "daily job: evaluate at +30 days",
-            us(t["evaluate +30 days"]),
-            per_s(t["evaluate +30 days"]),
-            "1.00x",
-        ],
-        [
-            "daily job: advance+assess at +30 days",
-            us(t["advance+assess +30 days"]),
-            per_s(t["advance+assess +30 days"]),
-            fmt_ratio(t["evaluate +30 days"] / t["advance+assess +30 days"]),
-        ],
-        [
-            "intake, back-dated: evaluate(history + event)",
-            us(t["back-dated evaluate path"]),
-            per_s(t["back-dated evaluate path"]),
-            "1.00x",
-        ],
-        [
-            f"intake, back-dated: state path ({fallbacks / n:.1%} rebuilt)",
-            us(t["back-dated state path"]),
-            per_s(t["back-dated state path"]),
-            fmt_ratio(t["back-dated evaluate path"] / t["back-dated state path"]),
-        ],
-    ]
-    print_table("CPU per subject (one event each)", ["measure", "us", "per s", "evaluate / this"], rows)
+    print_table("CPU per subject (one event each)", ["measure", "us", "per s", "evaluate / this"], table)
+
+    size_table = []
+    for size in sorted(by_size):
+        count, evaluated, from_rows, stated = by_size[size]
+        size_table.append(
+            [
+                f"<= {size}" if size < SIZES[-1] else f"> {SIZES[-2]}",
+                f"{count:,}",
+                f"{evaluated / count * 1e6:.1f}",
+                f"{from_rows / count * 1e6:.1f}",
+                f"{stated / count * 1e6:.1f}",
+                fmt_ratio(evaluated / stated),
+            ]
+        )
+    print_table(
+        "In-order intake by events in the history (us per subject)",
+        ["events", "subjects", "evaluate", "from rows", "state path", "evaluate / state"],
+        size_table,
+    )
 
     sizes = sorted(len(s.to_bytes()) for s in applied_states)
-    live = [len(s.live) for s in applied_states]
-    credits = [sum(len(w.credits) for _k, w in s.caps) for s in applied_states]
-    size_rows = [
-        ["stored bytes per subject", f"{statistics.fmean(sizes):.0f}", f"{percentile(sizes, 50):.0f}"],
-        ["", "", ""],
-        ["live events per subject", f"{statistics.fmean(live):.2f}", f"{percentile(sorted(live), 50):.0f}"],
+    live = sorted(len(s.live) for s in applied_states)
+    credits = sorted(sum(len(w.credits) for _k, w in s.caps) for s in applied_states)
+    print_table(
+        "The stored state (after the in-order event)",
+        ["measure", "mean", "p50", "p99", "max"],
         [
-            "cap credits kept per subject",
-            f"{statistics.fmean(credits):.2f}",
-            f"{percentile(sorted(credits), 50):.0f}",
+            [
+                label,
+                f"{statistics.fmean(values):.1f}",
+                *(f"{percentile(values, q):.0f}" for q in (50, 99)),
+                f"{values[-1]}",
+            ]
+            for label, values in (
+                ("stored bytes per subject", sizes),
+                ("live events per subject", live),
+                ("cap credits kept per subject", credits),
+            )
         ],
-    ]
-    size_rows[1] = ["  p99 / max bytes", f"{percentile(sizes, 99):.0f}", f"{sizes[-1]}"]
-    size_rows.append(["stored MB per 1,000,000 subjects", f"{statistics.fmean(sizes):.0f}", ""])
-    print_table("The stored state (after the in-order event)", ["measure", "mean", "p50"], size_rows)
-    sys.stdout.flush()
+    )
+    print(f"stored states in all: {sum(sizes) / n * 1e6 / 2**20:,.0f} MiB per 1,000,000 subjects of this mix")
 
 
 if __name__ == "__main__":
