@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from credit.engine_types import (
     MAX_REASONS,
@@ -23,7 +23,6 @@ from credit.engine_types import (
     BlackListing,
     Contribution,
     ContributionState,
-    Event,
     ListStatus,
     Reason,
     RedListAction,
@@ -55,6 +54,8 @@ class TypeSpec(NamedTuple):
     ends_listing: bool
     removes_from_red_list: bool  # its tier is one of the red list's removal tiers
     red_list_qualifier: bool
+    repair: RepairRoute  # how its effect can end (see repair_route)
+    repair_after_months: int  # RepairRoute.REPAIR: from the start of its period
 
 
 # Rulebooks are few and long-lived; the strong reference in each entry keeps its id() unique.
@@ -89,6 +90,14 @@ def type_specs(rulebook: Rulebook) -> Mapping[str, TypeSpec]:
             ends_listing=et.ends_listing,
             removes_from_red_list=et.tier in removal,
             red_list_qualifier=et.red_list_qualifier,
+            repair=(
+                RepairRoute.LIST_EXIT
+                if source_list is not None
+                else RepairRoute.EXPIRY
+                if tier is None or tier.repair_after_months is None
+                else RepairRoute.REPAIR
+            ),
+            repair_after_months=(tier.repair_after_months or 0) if tier is not None else 0,
         )
     if len(_SPECS) >= 16:
         _SPECS.clear()
@@ -96,10 +105,28 @@ def type_specs(rulebook: Rulebook) -> Mapping[str, TypeSpec]:
     return specs
 
 
+class EventFacts(Protocol):
+    """What the steps read of an event: an :class:`~credit.engine_types.Event`, or an event kept
+    in a subject's incremental state (:class:`credit.subject_state_types.LiveEvent`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_on(self) -> date: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def ended_on(self) -> date | None: ...
+
+
 class Item(NamedTuple):
     """One event, classified at the as-of date (a tuple: the engine makes millions of these)."""
 
-    event: Event
+    event: EventFacts
     spec: TypeSpec
     points: int  # points × quantity (0 for withdrawn events and listing exits)
     expires_on: date | None
@@ -125,7 +152,7 @@ _WITHDRAWN = ContributionState.WITHDRAWN
 
 
 def classify(
-    ev: Event, spec: TypeSpec, as_of: date, withdrawn: bool, repaired: bool, exit_on: date | None
+    ev: EventFacts, spec: TypeSpec, as_of: date, withdrawn: bool, repaired: bool, exit_on: date | None
 ) -> Item:
     """The event's state, period and points at ``as_of``, before highest-only groups and caps.
 
@@ -262,33 +289,34 @@ def assess_items(
     if history.latest_negative is not None:
         clean_since = add_months(history.latest_negative, 12 * rulebook.red_list.clean_years)
     lists = ListStatus(
-        black=black,
-        red_member=red_member(red_entered, black, history, rulebook),
-        red_eligible=red_eligible(items, rulebook, black, score, clean_since, subject, as_of),
+        black,
+        red_member(red_entered, black, history, rulebook),
+        red_eligible(items, rulebook, black, score, clean_since, subject, as_of),
     )
     return Assessment(
-        as_of=as_of,
-        rulebook_version=rulebook.version,
-        score=score,
-        level=level,
-        breakdown=breakdown,
-        lists=lists,
-        reasons=reasons(items, rulebook, level),
-        next_change_on=next_change(items, black, boundaries, clean_since, as_of),
-        contributions=tuple(contribution(i) for i in items) if explain else (),
+        as_of,
+        rulebook.version,
+        score,
+        level,
+        breakdown,
+        lists,
+        reasons(items, rulebook, level),
+        next_change(items, black, boundaries, clean_since, as_of),
+        tuple(contribution(i) for i in items) if explain else (),
     )
 
 
 def black_listings(items: Iterable[Item], as_of: date) -> tuple[BlackListing, ...]:
     """Black-list entries not yet ended at ``as_of`` (a repair does not end a listing)."""
-    return tuple(
+    found = [
         BlackListing(i.spec.black_list, i.event.id, i.event.occurred_on, i.exit_due)
         for i in items
         if i.spec.black_list is not None
         and i.exit_due is not None
         and i.state is not _WITHDRAWN
         and i.exit_due > as_of
-    )
+    ]
+    return tuple(found) if found else ()
 
 
 def red_member(
@@ -334,22 +362,30 @@ def reasons(items: Iterable[Item], rulebook: Rulebook, level: str) -> tuple[Reas
     """Up to :data:`MAX_REASONS` counting negative events, most costly first (latest among equals)."""
     if level == rulebook.levels[0].name:
         return ()
-    costly = sorted(
-        (i for i in items if i.counted < 0),
-        key=lambda i: (i.counted, -i.event.occurred_on.toordinal(), i.event.id),
-    )
-    return tuple(
-        Reason(
-            code=i.event.type,
-            event_id=i.event.id,
-            occurred_on=i.event.occurred_on,
-            source=i.event.source,
-            points=i.counted,
-            expires_on=i.expires_on,
-            repair=repair_route(i.spec.et, i.event, rulebook),
+    costly = [i for i in items if i.counted < 0]
+    if len(costly) > 1:
+        costly.sort(key=lambda i: (i.counted, -i.event.occurred_on.toordinal(), i.event.id))
+    out = []
+    for i in costly[:MAX_REASONS]:
+        ev = i.event
+        out.append(
+            Reason(ev.type, ev.id, ev.occurred_on, ev.source, i.counted, i.expires_on, _repair(i.spec, ev))
         )
-        for i in costly[:MAX_REASONS]
-    )
+    return tuple(out)
+
+
+# Repairs without a date are values: one object each serves every reason.
+_NO_DATE_REPAIRS = {route: Repair(route, None) for route in (RepairRoute.LIST_EXIT, RepairRoute.EXPIRY)}
+
+
+def _repair(spec: TypeSpec, event: EventFacts) -> Repair:
+    """:func:`repair_route` from the type's spec (the reasons' hot path)."""
+    if spec.repair is not RepairRoute.REPAIR:
+        return _NO_DATE_REPAIRS[spec.repair]
+    start = event.occurred_on
+    if spec.from_end_of_conduct and event.ended_on is not None:
+        start = event.ended_on
+    return Repair(RepairRoute.REPAIR, add_months(start, spec.repair_after_months))
 
 
 def next_change(
@@ -361,13 +397,20 @@ def next_change(
 ) -> date | None:
     """The earliest future date at which the score, level or lists may change with no new input:
     an expiry, a listing's end, the clean-years date, or (legacy caps) an event changing block."""
-    upcoming = [i.expires_on for i in items if i.expires_on is not None and i.expires_on > as_of]
-    upcoming += [b.exit_due for b in black]
-    upcoming += boundaries
-    if clean_since is not None:
-        upcoming.append(clean_since)
-    future = [d for d in upcoming if as_of < d < date.max]
-    return min(future) if future else None
+    soonest = date.max  # never a change date: "no end known"
+    for item in items:
+        expires_on = item.expires_on
+        if expires_on is not None and as_of < expires_on < soonest:
+            soonest = expires_on
+    for listing in black:
+        if as_of < listing.exit_due < soonest:
+            soonest = listing.exit_due
+    for day in boundaries:
+        if as_of < day < soonest:
+            soonest = day
+    if clean_since is not None and as_of < clean_since < soonest:
+        soonest = clean_since
+    return None if soonest == date.max else soonest
 
 
 def contribution(item: Item) -> Contribution:
@@ -385,7 +428,7 @@ def contribution(item: Item) -> Contribution:
     )
 
 
-def counts_from(et: EventType, event: Event, rulebook: Rulebook) -> date:
+def counts_from(et: EventType, event: EventFacts, rulebook: Rulebook) -> date:
     """The start of an event's period: the end of the conduct for tiers that say so (financial
     defaults, 征信业管理条例 art. 16), otherwise the fact date."""
     tier = rulebook.tiers.get(et.tier or "")
@@ -394,7 +437,7 @@ def counts_from(et: EventType, event: Event, rulebook: Rulebook) -> date:
     return event.occurred_on
 
 
-def repair_route(et: EventType, event: Event, rulebook: Rulebook) -> Repair:
+def repair_route(et: EventType, event: EventFacts, rulebook: Rulebook) -> Repair:
     """How the effect of a negative event can end: repair (from a date), list exit, or only expiry."""
     if et.source_list is not None:
         return Repair(RepairRoute.LIST_EXIT, None)

@@ -489,9 +489,9 @@ def test_advance_keeps_only_what_still_counts() -> None:
     serious = Event("s", "utility_theft", DAY)
     minor = Event("m", "penalty_simple", DAY)
     state = built([serious, minor])
-    assert [le.event.id for le in state.live] == ["m", "s"]
+    assert [le.id for le in state.live] == ["m", "s"]
     later = advance(state, RB, date(2026, 10, 15))
-    assert later is not None and [le.event.id for le in later.live] == ["s"]
+    assert later is not None and [le.id for le in later.live] == ["s"]
     much_later = advance(later, RB, date(2029, 7, 1))
     assert much_later is not None and much_later.live == ()
     assert much_later.history.latest_negative == DAY
@@ -569,12 +569,10 @@ def test_property_stored_form_round_trips(
     "data",
     [
         b"",
-        b"not json",
-        b"{}",
-        b"[2]",
-        b'[2,"2026.2",0,0,null,null,null,null,null,[],[],[],[]]',
-        b"[1,2,3]",
-        b"\xff",
+        b"not a state",
+        b"\x02" + bytes(40),  # another format version
+        b"\x01" + bytes(10),  # cut short
+        b"\x01\x07" + bytes(40),  # an unknown subject kind
     ],
 )
 def test_unreadable_bytes_are_refused(data: bytes) -> None:
@@ -582,9 +580,25 @@ def test_unreadable_bytes_are_refused(data: bytes) -> None:
         SubjectState.from_bytes(data)
 
 
+def test_every_truncation_and_trailing_bytes_are_refused() -> None:
+    data = built([*VOLUNTEER, Event("c", "court_defaulter_listed", DAY)]).to_bytes()
+    for cut in range(len(data)):
+        with pytest.raises(SubjectStateError):
+            SubjectState.from_bytes(data[:cut])
+    with pytest.raises(SubjectStateError):
+        SubjectState.from_bytes(data + b"\x00")
+
+
 def test_stored_form_is_compact() -> None:
-    # Two live volunteer events and their cap credits: the ids are written once.
-    state = built(VOLUNTEER[2:])
-    data = state.to_bytes()
-    assert data.count(b"v2") == 1
-    assert SubjectState.from_bytes(data) == state
+    # Four volunteer events and their cap credits: hex ids in half their length, each id once,
+    # type and source names once.
+    state = built(VOLUNTEER)
+    assert [le.id for le in state.live] == ["v0", "v1", "v2", "v3"]
+    hex_ids = [replace(e, id=f"{i:040x}") for i, e in enumerate(VOLUNTEER)]
+    data = built(hex_ids).to_bytes()
+    assert data.count(bytes(19) + b"\x03") == 1  # the last id, packed
+    assert data.count(b"volunteer_service") == 1
+    # Header 14 + next_expiry 4 + version 8 + names 32 (volunteer_service, the empty source,
+    # volunteer); per event 13 fixed + 4 credit + 22 id; the cap group 8 + 7 per credit.
+    assert len(data) == (14 + 4 + 8 + 32) + 4 * (13 + 4 + 22) + (8 + 4 * 7)
+    assert SubjectState.from_bytes(data) == built(hex_ids)
