@@ -194,8 +194,8 @@ def cap_credits(items: Iterable[Item], rulebook: Rulebook, repaired: Mapping[str
         else:
             group.append(entry)
     credits: dict[str, int] = {}
-    for key, entries in groups.items():
-        credits |= rolling_credits(entries, rulebook.caps[key])
+    for key, entries in groups.items():  # items come in date order, ties by event id
+        credits |= rolling_credits(entries, rulebook.caps[key], in_order=True)
     return credits
 
 

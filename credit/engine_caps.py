@@ -82,16 +82,16 @@ def rolling_credit(entry: CapEntry, earlier: Iterable[Credited], cap: Cap) -> in
     return _clip(entry.points, cap.limit - used, cap.limit)
 
 
-def rolling_credits(entries: Iterable[CapEntry], cap: Cap) -> dict[str, int]:
+def rolling_credits(entries: Iterable[CapEntry], cap: Cap, *, in_order: bool = False) -> dict[str, int]:
     """The credit of each event of one cap group under the rolling rule (module docstring).
 
     Give every event of the group that is not withdrawn — counting, expired or repaired — since
-    expired and repaired events still occupy windows. The result does not depend on any
-    evaluation date.
+    expired and repaired events still occupy windows (``in_order``: they come in date order, ties
+    by event id, already). The result does not depend on any evaluation date.
     """
     credits: dict[str, int] = {}
     window: deque[Credited] = deque()  # earlier events that may lie in the window
-    for entry in _in_order(entries):
+    for entry in entries if in_order else _in_order(entries):
         start = add_months(entry.occurred_on, -cap.window_months)
         # Entries come in date order and add_months is monotone: a window never starts earlier.
         while window and window[0].occurred_on <= start:

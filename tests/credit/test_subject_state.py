@@ -500,6 +500,19 @@ def test_advance_keeps_only_what_still_counts() -> None:
         assert assess_state(st_, RB, day) == evaluate([serious, minor], RB, day, explain=False)
 
 
+def test_applied_events_leave_the_state_when_they_expire() -> None:
+    # A minor penalty (3 months) and a serious one (36) applied to an empty state: the state
+    # notes the earliest expiry, so advancing past it drops the minor one (and only then).
+    minor, serious = Event("m", "penalty_simple", DAY), Event("s", "utility_theft", DAY)
+    state = apply_events(built([], as_of=DAY), RB, DAY, [serious, minor])
+    assert state is not None and state.next_expiry == date(2026, 9, 15)
+    before = advance(state, RB, date(2026, 9, 14))
+    assert before is not None and [le.id for le in before.live] == ["m", "s"]
+    after = advance(state, RB, date(2026, 9, 15))
+    assert after is not None and [le.id for le in after.live] == ["s"]
+    assert after.next_expiry == date(2029, 6, 15)
+
+
 def test_a_state_is_refused_under_another_rulebook_version() -> None:
     state = built(VOLUNTEER)
     with pytest.raises(SubjectStateError, match="2026.2-test"):
