@@ -150,14 +150,7 @@ def applicable_measures(body: MeasuresIn, credit: CreditDep, client: ApprovalDep
     ref, kind, _number = credit.subject_ref(body.subject)
     assessment, applied = credit.measures_for(ref, body.scenario, kind)
     # Turning an ID into its credit reference for a caller is itself an access: recorded, last.
-    credit.log_access(
-        ref,
-        accessor=client.name,
-        role=client.role.value,
-        purpose=body.purpose,
-        what="measures",
-        note=body.purpose_note,
-    )
+    _client_read(credit, client, ref, "measures", body.purpose, body.purpose_note)
     return MeasuresOut(
         subject_ref=ref.hex(),
         scenario=body.scenario,
@@ -170,6 +163,14 @@ def applicable_measures(body: MeasuresIn, credit: CreditDep, client: ApprovalDep
 
 
 # --- citizens and enterprises ----------------------------------------------------------------------
+
+
+def _client_read(
+    credit: CreditService, client: Client, ref: bytes, what: str, purpose: str, note: str | None
+) -> None:
+    """Record a calling system's read of the subject's ``what`` (call last: a failed read records nothing)."""
+    role = client.role.value
+    credit.log_access(ref, accessor=client.name, role=role, purpose=purpose, what=what, note=note)
 
 
 def _self_read(credit: CreditService, citizen: Citizen, what: str) -> None:
@@ -298,9 +299,7 @@ def snapshot_proof(
     credit.check_purpose(purpose, client.role.value, note)
     ref = bytes.fromhex(subject_ref)
     proof = SnapshotProofOut.model_validate(credit.snapshot_proof(seq, ref))
-    credit.log_access(
-        ref, accessor=client.name, role=client.role.value, purpose=purpose, what="list-membership", note=note
-    )
+    _client_read(credit, client, ref, "list-membership", purpose, note)
     return proof
 
 
@@ -329,9 +328,7 @@ def subject_data(
             "history": credit.history(ref),
         }
     )
-    credit.log_access(
-        ref, accessor=client.name, role=client.role.value, purpose=purpose, what="subject", note=note
-    )
+    _client_read(credit, client, ref, "subject", purpose, note)
     return view
 
 
@@ -350,9 +347,7 @@ def subject_score_on(
     ref = _ref(subject_ref)
     on = credit.score_on(ref, day)
     view = ScoreOnDateOut.of(ref, on, credit.explain(on.assessment))
-    credit.log_access(
-        ref, accessor=client.name, role=client.role.value, purpose=purpose, what="score-on-date", note=note
-    )
+    _client_read(credit, client, ref, "score-on-date", purpose, note)
     return view
 
 
@@ -362,14 +357,7 @@ def replay(body: ReplayIn, credit: CreditDep, client: AuditorDep) -> ReplayOut:
     credit.check_purpose(body.purpose, client.role.value, body.purpose_note)
     ref = _ref(body.subject_ref)
     report = ReplayOut.model_validate(credit.replay(ref))
-    credit.log_access(
-        ref,
-        accessor=client.name,
-        role=client.role.value,
-        purpose=body.purpose,
-        what="replay",
-        note=body.purpose_note,
-    )
+    _client_read(credit, client, ref, "replay", body.purpose, body.purpose_note)
     return report
 
 
