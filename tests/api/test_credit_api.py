@@ -1345,19 +1345,26 @@ def test_purpose_notes_are_bounded_visible_text(env: Env) -> None:
     assert _access_rows(env) == 0
 
 
-def test_cli_show_takes_a_catalogue_purpose(
-    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _deployment_with_one_event(
+    tmp_path: Path, database_url: str, day: date
+) -> tuple[list[str], CreditService]:
+    """``trustledger init`` in a temp dir, then P1's contract default dated and recorded on ``day``;
+    the CLI's location arguments and the credit service (its pool closed for the CLI's turn)."""
     data_dir = tmp_path / "var"
     where = ["--data-dir", str(data_dir), "--database-url", database_url]
     assert main(["init", *where]) == 0
     settings = Settings(data_dir=data_dir, database_url=database_url)
-    service = open_credit(open_ledger(settings), settings, today=lambda: START)
-    service.submit_events(
-        Source("city-court", "court"),
-        [{"type": "contract_default", "subject": P1, "occurred_on": "2026-03-02", "source_ref": "c-1"}],
-    )
-    service.ledger.store.engine.dispose()
+    service = open_credit(open_ledger(settings), settings, today=lambda: day)
+    event = {"type": "contract_default", "subject": P1, "occurred_on": day.isoformat(), "source_ref": "c-1"}
+    service.submit_events(Source("city-court", "court"), [event])
+    service.ledger.close()
+    return where, service
+
+
+def test_cli_show_takes_a_catalogue_purpose(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where, service = _deployment_with_one_event(tmp_path, database_url, START)
     capsys.readouterr()
     assert main(["credit", "show", P1, "--by", "ops", "--purpose", "because", *where]) == 2
     assert "objection_review" in capsys.readouterr().err
@@ -1385,14 +1392,8 @@ def test_cli_show_takes_a_catalogue_purpose(
 def test_cli_show_on_a_past_day(
     tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data_dir = tmp_path / "var"
-    where = ["--data-dir", str(data_dir), "--database-url", database_url]
-    assert main(["init", *where]) == 0  # puts the shipped rulebook in force today (the real clock)
-    today = date.today()
-    settings = Settings(data_dir=data_dir, database_url=database_url)
-    service = open_credit(open_ledger(settings), settings, today=lambda: today)
-    event = {"type": "contract_default", "subject": P1, "occurred_on": today.isoformat(), "source_ref": "c-1"}
-    service.submit_events(Source("city-court", "court"), [event])
+    today = date.today()  # init puts the shipped rulebook in force on the real clock's day
+    where, service = _deployment_with_one_event(tmp_path, database_url, today)
     capsys.readouterr()
     on = ["credit", "show", P1, "--by", "ops", "--purpose", "objection_review", "--on"]
     assert main([*on, today.isoformat(), *where]) == 0
